@@ -1,0 +1,60 @@
+# Vitrine — `make demo` and `make test` are all a fresh machine needs (Python 3.11 + make).
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint format protos protos-check train eval clean help
+
+help:
+	@echo "make demo   - set up, build the default towers on the demo catalog, evaluate, show results"
+	@echo "make test   - set up and run the whole test suite (lint, stale-stub check, pytest)"
+	@echo "make protos - regenerate the gRPC stubs in vitrine/v1 from protos/"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vitrine demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(PY) scripts/gen_protos.py --check
+	$(BIN)/pytest -m "not gpu" -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow and not gpu" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd protos && ../$(BIN)/buf lint
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+protos: $(STAMP)
+	$(PY) scripts/gen_protos.py
+
+protos-check: $(STAMP)
+	$(PY) scripts/gen_protos.py --check
+
+# Full-catalog training and evaluation (docs/quality.md).
+CATALOG ?= ../shared/data/fashion-products
+MODELS  ?= models
+train: $(STAMP)
+	$(BIN)/vitrine train --catalog $(CATALOG) --out $(MODELS)
+
+eval: $(STAMP)
+	$(BIN)/vitrine eval --models $(MODELS) --catalog $(CATALOG) --json
+
+clean:
+	rm -rf $(VENV) .cache runs .pytest_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""What each part of the training recipe buys: train variants on the cached features, score them.
+
+    python benchmarks/ablations.py --catalog ../shared/data/fashion-products [--variants NAME ...]
+
+Each variant is trained with the same data, split and seed as ``vitrine train`` and scored on the
+1,000-product test pool from the cached trunk outputs (the same numbers the exported ONNX towers
+give, to ~1e-6). Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from exporter.features import extract_features
+from exporter.metrics import retrieval_metrics
+from exporter.split import split_products
+from exporter.towers import TowerSpec
+from exporter.train import TrainConfig, CachedData, embed_cached, probe_config, train_towers
+from vitrine.catalog import load_catalog
+
+BASE = TrainConfig(
+    spec=TowerSpec(head="mlp", colour=False), title_prob=1.0, multi_positive=False, epochs=40
+)
+VARIANTS: dict[str, TrainConfig] = {
+    "linear probe": probe_config(BASE),
+    "mlp+attention heads": BASE,
+    "+ multi-positive": replace(BASE, multi_positive=True),
+    "+ attribute text augmentation": replace(BASE, multi_positive=True, title_prob=0.7),
+    "+ colour descriptors (default)": TrainConfig(),
+    "+ hard-negative batches": replace(TrainConfig(), hard_batches=0.5),
+    "+ unfreeze 2 text layers": TrainConfig(spec=TowerSpec(text_tail=2), epochs=25),
+}
+
+
+def score(model, data) -> dict:
+    import numpy as np
+
+    t, v = embed_cached(model, data, "cpu")
+    s = t @ v.T
+    strict = np.eye(len(t), dtype=bool)
+    title = data.title_code[:, None] == data.title_code[None, :]
+    t2i, i2t = retrieval_metrics(s, strict), retrieval_metrics(s.T, strict)
+    return {
+        "t2i_R@1": t2i["R@1"],
+        "t2i_R@10": t2i["R@10"],
+        "t2i_mAP@10": t2i["mAP@10"],
+        "i2t_R@1": i2t["R@1"],
+        "i2t_R@10": i2t["R@10"],
+        "t2i_title_R@1": retrieval_metrics(s, title)["R@1"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--catalog", type=Path, default=None)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help="names from VARIANTS")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    catalog = load_catalog(args.catalog)
+    split = split_products(catalog.products)
+    rows = []
+    for name in args.variants:
+        cfg = VARIANTS[name]
+        feats = extract_features(catalog, cfg.spec.text_tail, cfg.spec.image_tail, quiet=True)
+        t0 = time.perf_counter()
+        res = train_towers(catalog, feats, split, cfg, quiet=True, label=name)
+        m = score(res.model, CachedData(feats, catalog, split.test))
+        rows.append(
+            {
+                "variant": name,
+                "train_s": round(time.perf_counter() - t0, 1),
+                **{k: round(v, 4) for k, v in m.items()},
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    table = Table(title=f"Ablations: test pool of {len(split.test)} products, strict rule")
+    cols = [
+        "variant",
+        "t2i_R@1",
+        "t2i_R@10",
+        "t2i_mAP@10",
+        "i2t_R@1",
+        "i2t_R@10",
+        "t2i_title_R@1",
+        "train_s",
+    ]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "variant" else "right")
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in cols))
+    Console().print(table)
+    print(json.dumps({"pool_size": len(split.test), "results": rows}))
+
+
+if __name__ == "__main__":
+    main()

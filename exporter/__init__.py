@@ -1,0 +1,1 @@
+"""Training, evaluation and ONNX export of Vitrine's text and image towers."""

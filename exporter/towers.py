@@ -1,0 +1,111 @@
+"""Exportable towers: frozen trunk + (optionally trainable) tail + projection head, one graph each.
+
+``TextTower(input_ids int64 (B,S), attention_mask int64 (B,S)) -> embedding float32 (B,D)``
+``ImageTower(pixels uint8 (B,224,224,3) RGB) -> embedding float32 (B,D)``
+
+``TrainableTowers`` holds only the parts that learn (tails + heads) and works on cached trunk
+outputs; :func:`build_towers` combines it with fresh trunks into the two exportable modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from exporter import backbones
+from exporter.heads import ImageHead, TextHead
+
+
+@dataclass(frozen=True)
+class TowerSpec:
+    dim: int = 256
+    head: str = "mlp"
+    text_tail: int = 0  # MiniLM layers to fine-tune (0 = frozen backbone)
+    image_tail: int = 0  # EfficientNet blocks to fine-tune (0 = frozen backbone)
+    hidden: int = 1024
+    dropout: float = 0.1
+    max_length: int = 64
+    colour: bool = True  # feed the 8×8 colour layout of the photo to the image head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainableTowers(nn.Module):
+    def __init__(
+        self, spec: TowerSpec, bert: nn.Module | None = None, net: nn.Module | None = None
+    ):
+        super().__init__()
+        self.spec = spec
+        if spec.text_tail:
+            bert = bert if bert is not None else backbones.load_minilm()
+        if spec.image_tail:
+            net = net if net is not None else backbones.load_efficientnet_lite0()
+        self.text_tail = backbones.TextTail(bert, spec.text_tail)
+        self.image_tail = backbones.ImageTail(net, spec.image_tail)
+        self.text_head = TextHead(
+            backbones.TEXT_WIDTH, spec.dim, spec.head, spec.hidden, spec.dropout
+        )
+        self.image_head = ImageHead(
+            backbones.IMAGE_WIDTH,
+            spec.dim,
+            spec.head,
+            spec.hidden,
+            spec.dropout,
+            colour_width=backbones.COLOUR_WIDTH if spec.colour else 0,
+        )
+
+    def encode_text_states(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.text_head(self.text_tail(states, mask), mask)
+
+    def encode_image_maps(
+        self, maps: torch.Tensor, colour: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.image_head(self.image_tail(maps), colour)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # Fine-tuned backbone blocks keep their ImageNet/pretraining batch-norm statistics.
+        for m in self.image_tail.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+
+class TextTower(nn.Module):
+    def __init__(self, trainable: TrainableTowers, bert: nn.Module):
+        super().__init__()
+        self.trunk = backbones.TextTrunk(bert, trainable.spec.text_tail)
+        self.tail = trainable.text_tail
+        self.head = trainable.text_head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(
+            self.tail(self.trunk(input_ids, attention_mask), attention_mask), attention_mask
+        )
+
+
+class ImageTower(nn.Module):
+    def __init__(self, trainable: TrainableTowers, net: nn.Module):
+        super().__init__()
+        self.trunk = backbones.ImageTrunk(net, trainable.spec.image_tail)
+        self.colour = backbones.ImageColour() if trainable.spec.colour else None
+        self.tail = trainable.image_tail
+        self.head = trainable.image_head
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        colour = self.colour(pixels) if self.colour is not None else None
+        return self.head(self.tail(self.trunk(pixels)), colour)
+
+
+def build_towers(trainable: TrainableTowers) -> tuple[TextTower, ImageTower]:
+    """Exportable towers in eval mode.
+
+    When a tail is fine-tuned it already holds the trained copies of the last backbone blocks; the
+    trunk then comes from a freshly loaded backbone and only runs the frozen earlier blocks.
+    """
+    text = TextTower(trainable, backbones.load_minilm()).eval()
+    image = ImageTower(trainable, backbones.load_efficientnet_lite0()).eval()
+    return text, image

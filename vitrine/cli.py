@@ -1,0 +1,238 @@
+"""The ``vitrine`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vitrine.logs import configure_logging
+
+app = typer.Typer(
+    name="vitrine",
+    help="Vitrine: multimodal product search. Train and export the towers, evaluate them, demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+CatalogOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalog",
+        help="Catalog directory (catalog.csv + images/). Default: the embedded demo catalog.",
+    ),
+]
+ModelsOpt = Annotated[Path, typer.Option("--models", help="Model repository directory.")]
+DEFAULT_MODELS = Path(os.environ.get("VITRINE_MODELS", "models"))
+
+
+class Split(StrEnum):
+    test = "test"
+    val = "val"
+    all = "all"
+
+
+class Head(StrEnum):
+    mlp = "mlp"
+    linear = "linear"
+
+
+class Loss(StrEnum):
+    infonce = "infonce"
+    triplet = "triplet"
+
+
+def _device(device: str, unfreezing: bool) -> str:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("--device cuda but no CUDA device is available")
+    if unfreezing and device == "cpu":
+        typer.secho(
+            "note: unfreezing backbone blocks on CPU is slow; a GPU is recommended",
+            err=True,
+            fg="yellow",
+        )
+    return device
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str, typer.Option(envvar="VITRINE_LOG_LEVEL", help="Log level.")
+    ] = "warning",
+    log_format: Annotated[
+        str, typer.Option(envvar="VITRINE_LOG_FORMAT", help="json or text.")
+    ] = "json",
+) -> None:
+    configure_logging(log_level, log_format)
+
+
+@app.command()
+def train(
+    catalog: CatalogOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Model repository to publish into.")
+    ] = DEFAULT_MODELS,
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    batch_size: Annotated[int, typer.Option(min=2)] = 256,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    dim: Annotated[int, typer.Option(min=8, help="Embedding dimension.")] = 256,
+    head: Annotated[Head, typer.Option(help="Projection head.")] = Head.mlp,
+    loss: Annotated[Loss, typer.Option(help="Contrastive loss.")] = Loss.infonce,
+    title_prob: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of titles among training texts (rest: attribute phrases)."
+        ),
+    ] = 0.7,
+    multi_positive: Annotated[
+        bool, typer.Option(help="Treat products sharing a title as positives.")
+    ] = True,
+    hard_batches: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of each batch drawn from one article type."),
+    ] = 0.0,
+    unfreeze_text: Annotated[
+        int, typer.Option(min=0, max=6, help="Fine-tune the last N MiniLM layers.")
+    ] = 0,
+    unfreeze_image: Annotated[
+        int, typer.Option(min=0, max=16, help="Fine-tune the last N EfficientNet blocks.")
+    ] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: int = 0,
+    probe: Annotated[
+        bool, typer.Option(help="Also train and export the linear-probe baseline.")
+    ] = True,
+    test_size: Annotated[
+        int | None, typer.Option(help="Test pool size (default 1000, at most 15% of the catalog).")
+    ] = None,
+    val_size: Annotated[
+        int | None, typer.Option(help="Validation size (default 500, at most 10%).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (smoke tests).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train the text and image towers (CLIP-style) and export them to the model repository."""
+    from exporter.pipeline import run_training
+    from exporter.towers import TowerSpec
+    from exporter.train import TrainConfig
+    from vitrine.catalog import load_catalog
+
+    cfg = TrainConfig(
+        spec=TowerSpec(
+            dim=dim, head=head.value, text_tail=unfreeze_text, image_tail=unfreeze_image
+        ),
+        loss=loss.value,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        title_prob=title_prob,
+        multi_positive=multi_positive,
+        hard_batches=hard_batches,
+        seed=seed,
+        device=_device(device, bool(unfreeze_text or unfreeze_image)),
+        max_steps=max_steps,
+    )
+    cat = load_catalog(catalog)
+    for r in run_training(
+        cat, out, cfg, with_probe=probe, test_size=test_size, val_size=val_size, quiet=quiet
+    ):
+        typer.echo(
+            f"{r.name}: published {r.text.manifest.name}/{r.text.manifest.version} and "
+            f"{r.image.manifest.name}/{r.image.manifest.version} in {out} "
+            f"(validation: {json.dumps({k: round(v, 3) for k, v in r.val_metrics.items()})})"
+        )
+
+
+@app.command("eval")
+def eval_(
+    models: ModelsOpt = DEFAULT_MODELS,
+    catalog: CatalogOpt = None,
+    split: Annotated[
+        Split, typer.Option(help="Pool: the held-out test split, validation, or the whole catalog.")
+    ] = Split.test,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Evaluate every text/image pair in the repository (ONNX, onnxruntime) on a catalog pool."""
+    from exporter.evaluate import evaluate
+    from vitrine.catalog import load_catalog
+
+    report = evaluate(models, load_catalog(catalog), split.value, quiet=quiet)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        from vitrine.report import print_eval_report
+
+        print_eval_report(report)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Training checkpoint (.pt).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Model repository.")] = DEFAULT_MODELS,
+    name: Annotated[
+        str, typer.Option(help="Model name prefix: <name>-text, <name>-image.")
+    ] = "vitrine",
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Version to publish (default: next).")
+    ] = None,
+) -> None:
+    """Export a training checkpoint to ONNX (parity-checked) as a new model version."""
+    from exporter.pipeline import export_checkpoint
+
+    t, i = export_checkpoint(checkpoint, out, name, version=version)
+    typer.echo(
+        f"published {t.manifest.name}/{t.manifest.version} and {i.manifest.name}/{i.manifest.version}"
+    )
+
+
+@app.command("export-clip")
+def export_clip(
+    checkpoint: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Hugging Face CLIPModel directory.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Model repository.")] = DEFAULT_MODELS,
+    name: Annotated[
+        str, typer.Option(help="Model name prefix: <name>-text, <name>-image.")
+    ] = "clip",
+    version: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Export a Hugging Face CLIPModel checkpoint's two towers into the repository."""
+    from exporter.clip_export import export_clip_checkpoint
+
+    t, i = export_clip_checkpoint(checkpoint, out, name, version=version)
+    typer.echo(
+        f"published {t.manifest.name}/{t.manifest.version} and {i.manifest.name}/{i.manifest.version}"
+    )
+
+
+@app.command()
+def demo(
+    catalog: CatalogOpt = None,
+    models: ModelsOpt = Path("runs/demo-models"),
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    retrain: Annotated[
+        bool, typer.Option(help="Train even if the repository already has models.")
+    ] = False,
+) -> None:
+    """Build the default towers on the catalog, evaluate them and show top results for a few queries."""
+    from vitrine.demo import run_demo
+
+    run_demo(catalog, models, epochs=epochs, retrain=retrain)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

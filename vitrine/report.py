@@ -1,0 +1,61 @@
+"""Human-readable tables for evaluation reports and search results (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+METRIC_COLS = ("R@1", "R@5", "R@10", "mAP@10", "nDCG@10")
+
+
+def print_eval_report(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title=f"Retrieval on the {report['split']} pool ({report['pool_size']} products)")
+    t.add_column("models")
+    t.add_column("direction")
+    t.add_column("rule")
+    for c in METRIC_COLS:
+        t.add_column(c, justify="right")
+    for name, r in report["models"].items():
+        for direction in ("text_to_image", "image_to_text"):
+            for rule in ("strict", "title"):
+                m = r[direction][rule]
+                t.add_row(
+                    name,
+                    direction.replace("_to_", "→"),
+                    rule,
+                    *(f"{m[c]:.3f}" for c in METRIC_COLS),
+                )
+        p = r["attribute_precision@10"]
+        t.add_row(
+            name,
+            "attributes→image",
+            f"{r['attribute_queries']} queries",
+            "",
+            "",
+            f"P@10 {p:.3f}" if p is not None else "n/a",
+            "",
+            "",
+        )
+    console.print(t)
+    if "vs_baseline" in report:
+        console.print(report["vs_baseline"])
+
+
+def print_results(title: str, rows: list[dict], console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title=title)
+    for c in ("#", "score", "id", "title", "gender", "colour", "type"):
+        t.add_column(c, justify="right" if c in ("#", "score") else "left")
+    for i, r in enumerate(rows, 1):
+        a = r.get("attributes", {})
+        t.add_row(
+            str(i),
+            f"{r['score']:.3f}",
+            r["id"],
+            r["title"],
+            a.get("gender", ""),
+            a.get("baseColour", ""),
+            a.get("articleType", ""),
+        )
+    console.print(t)

@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf stubs for the vitrine.v1 API (see protos/)."""
