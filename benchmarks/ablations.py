@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -23,7 +22,7 @@ from exporter.features import extract_features
 from exporter.metrics import retrieval_metrics
 from exporter.split import split_products
 from exporter.towers import TowerSpec
-from exporter.train import TrainConfig, CachedData, embed_cached, probe_config, train_towers
+from exporter.train import CachedData, TrainConfig, embed_cached, probe_config, train_towers
 from vitrine.catalog import load_catalog
 
 BASE = TrainConfig(
@@ -36,6 +35,7 @@ VARIANTS: dict[str, TrainConfig] = {
     "+ attribute text augmentation": replace(BASE, multi_positive=True, title_prob=0.7),
     "+ colour descriptors (default)": TrainConfig(),
     "+ hard-negative batches": replace(TrainConfig(), hard_batches=0.5),
+    "+ mid-level image descriptors": TrainConfig(spec=TowerSpec(mid=True)),
     "+ unfreeze 2 text layers": TrainConfig(spec=TowerSpec(text_tail=2), epochs=25),
 }
 
@@ -65,7 +65,6 @@ def main() -> None:
     ap.add_argument("--catalog", type=Path, default=None)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help="names from VARIANTS")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     catalog = load_catalog(args.catalog)
     split = split_products(catalog.products)
     rows = []

@@ -155,8 +155,24 @@ class ImageColour(nn.Module):
         return torch.cat([layout, hist], dim=1)
 
 
+# Last block of the 40-, 80-, 112- and 192-channel stages (28×28, 14×14, 14×14, 7×7 maps).
+MID_STAGE_ENDS = {4: 40, 7: 80, 10: 112, 14: 192}
+LITE0_BLOCKS = 16
+
+
+def mid_width(n_blocks: int) -> int:
+    """Width of the mid-level descriptor (mean and max pooled) of a trunk running ``n_blocks``."""
+    return 2 * sum(c for i, c in MID_STAGE_ENDS.items() if i < n_blocks)
+
+
 class ImageTrunk(nn.Module):
-    """EfficientNet-Lite0 from uint8 pixels up to (excluding) its last ``tail_blocks`` stages."""
+    """EfficientNet-Lite0 from uint8 pixels up to (excluding) its last ``tail_blocks`` blocks.
+
+    :meth:`features` also returns mid-level descriptors: the mean- and max-pooled outputs of the
+    stage ends in :data:`MID_STAGE_ENDS`. The last layers of an ImageNet network keep the object
+    category and drop much of the texture, print and logo detail that tells two products of the
+    same type apart; the earlier stages still have it (docs/quality.md).
+    """
 
     def __init__(self, net: nn.Module, tail_blocks: int = 0):
         super().__init__()
@@ -165,14 +181,20 @@ class ImageTrunk(nn.Module):
         self.n_blocks = len(net._blocks) - tail_blocks
         self.full = tail_blocks == 0
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(self.normalize(pixels))))
-        for block in net._blocks[: self.n_blocks]:
+        mid = []
+        for i, block in enumerate(net._blocks[: self.n_blocks]):
             x = block(x)
+            if i in MID_STAGE_ENDS:
+                mid += [x.mean(dim=(2, 3)), x.amax(dim=(2, 3))]
         if self.full:
             x = net._swish(net._bn1(net._conv_head(x)))
-        return x
+        return x, torch.cat(mid, dim=1)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.features(pixels)[0]
 
 
 class ImageTail(nn.Module):

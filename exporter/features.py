@@ -2,7 +2,7 @@
 
 Training with frozen (or mostly frozen) backbones only needs each product's trunk output once:
 the text trunk's token states for every text variant, and the image trunk's feature map plus the
-photo's colour descriptors. They are computed in batches (progress bars), stored under
+photo's colour and mid-level descriptors. They are computed in batches (progress bars), stored under
 ``<cache>/text-<key>/`` and ``<cache>/image-<key>/`` and reused while the inputs stay the same: the
 text key hashes the catalog's rows, the text split point and window; the image key the catalog's
 rows and images and the image split point. Changing one tower's setting never recomputes the other.
@@ -26,9 +26,9 @@ from vitrine.preprocess import TextTokenizer, load_image_file
 from vitrine.progress import progress_bar
 
 DEFAULT_CACHE = Path(os.environ.get("VITRINE_CACHE_DIR", ".cache")) / "features"
-FORMAT = 3
+FORMAT = 4
 TEXT_ARRAYS = ("text_states", "text_mask", "text_owner", "text_kind")
-IMAGE_ARRAYS = ("image_maps", "image_colour")
+IMAGE_ARRAYS = ("image_maps", "image_colour", "image_mid")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class FeatureCache:
     text_kind: np.ndarray  # int8 (T,): 0 = title, 1.. = augmentation
     image_maps: np.ndarray  # float16 (N, C, 7, 7): trunk output per product image
     image_colour: np.ndarray  # float32 (N, K): colour descriptors per product image
+    image_mid: np.ndarray  # float16 (N, M): mid-level descriptors per product image
 
 
 def _key(*parts) -> str:
@@ -95,6 +96,7 @@ def _image_features(catalog: Catalog, image_tail: int, batch: int, quiet: bool):
     colour_fn = backbones.ImageColour().eval()
     n = len(catalog.products)
     maps: np.ndarray | None = None
+    mid = np.zeros((n, backbones.mid_width(trunk.n_blocks)), dtype=np.float16)
     colour = np.zeros((n, backbones.COLOUR_WIDTH), dtype=np.float32)
     with progress_bar(disable=quiet) as prog:
         task = prog.add_task("image features", total=n, info="EfficientNet-Lite0")
@@ -102,13 +104,15 @@ def _image_features(catalog: Catalog, image_tail: int, batch: int, quiet: bool):
             px = torch.from_numpy(
                 np.stack([load_image_file(p.image_path) for p in catalog.products[s : s + batch]])
             )
-            fm = trunk(px).numpy().astype(np.float16)
+            fm_t, mid_t = trunk.features(px)
+            fm = fm_t.numpy().astype(np.float16)
+            mid[s : s + len(fm)] = mid_t.numpy().astype(np.float16)
             if maps is None:
                 maps = np.zeros((n, *fm.shape[1:]), dtype=np.float16)
             maps[s : s + len(fm)] = fm
             colour[s : s + len(fm)] = colour_fn(px).numpy()
             prog.advance(task, len(fm))
-    return {"image_maps": maps, "image_colour": colour}
+    return {"image_maps": maps, "image_colour": colour, "image_mid": mid}
 
 
 def extract_features(

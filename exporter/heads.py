@@ -76,7 +76,7 @@ class TextHead(nn.Module):
 
 
 class ImageHead(nn.Module):
-    """(B, C, H, W) feature map [+ (B, K) colour descriptor] -> (B, D) unit vectors."""
+    """(B, C, H, W) feature map [+ (B, K) extra descriptors] -> (B, D) unit vectors."""
 
     def __init__(
         self,
@@ -85,19 +85,19 @@ class ImageHead(nn.Module):
         kind: str = "mlp",
         hidden: int = 1024,
         dropout: float = 0.1,
-        colour_width: int = 0,
+        extra_width: int = 0,
     ):
         super().__init__()
         self.kind = kind
-        self.colour_width = colour_width
+        self.extra_width = extra_width
         self.attn = AttentionPool(width) if kind == "mlp" else None
-        in_dim = width * (2 if self.attn is not None else 1) + colour_width
+        in_dim = width * (2 if self.attn is not None else 1) + extra_width
         self.proj = _Projection(in_dim, out_dim, kind, hidden, dropout)
 
-    def forward(self, fmap: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, fmap: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         feats = [fmap.mean(dim=(2, 3))]
         if self.attn is not None:
             feats.append(self.attn(fmap.flatten(2).transpose(1, 2)))  # (B, HW, C) positions
-        if self.colour_width:
-            feats.append(colour)
+        if self.extra_width:
+            feats.append(extra)
         return self.proj(torch.cat(feats, dim=-1) if len(feats) > 1 else feats[0])

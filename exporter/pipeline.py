@@ -93,15 +93,6 @@ def run_training(
     cache_dir: Path | None = DEFAULT_CACHE,
     quiet: bool = False,
 ) -> list[Trained]:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    feats = extract_features(
-        catalog,
-        cfg.spec.text_tail,
-        cfg.spec.image_tail,
-        cfg.spec.max_length,
-        cache_dir,
-        quiet=quiet,
-    )
     d_test, d_val = default_sizes(len(catalog.products))
     split_info = {
         "seed": split_seed,
@@ -115,6 +106,10 @@ def run_training(
     out: list[Trained] = []
     data_hash = catalog.fingerprint()
     for prefix, run_cfg in runs:
+        spec = run_cfg.spec
+        feats = extract_features(
+            catalog, spec.text_tail, spec.image_tail, spec.max_length, cache_dir, quiet=quiet
+        )
         res = train_towers(catalog, feats, split, run_cfg, quiet=quiet, label=f"train {prefix}")
         training = {
             "data_hash": data_hash,

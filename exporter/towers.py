@@ -27,7 +27,14 @@ class TowerSpec:
     hidden: int = 1024
     dropout: float = 0.1
     max_length: int = 64
-    colour: bool = True  # feed the 8×8 colour layout of the photo to the image head
+    colour: bool = True  # feed the photo's colour descriptors to the image head
+    mid: bool = False  # feed the image trunk's mid-level descriptors to the head (it hurt: docs)
+
+    def extra_image_width(self) -> int:
+        n_blocks = backbones.LITE0_BLOCKS - self.image_tail
+        return (backbones.COLOUR_WIDTH if self.colour else 0) + (
+            backbones.mid_width(n_blocks) if self.mid else 0
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,16 +61,16 @@ class TrainableTowers(nn.Module):
             spec.head,
             spec.hidden,
             spec.dropout,
-            colour_width=backbones.COLOUR_WIDTH if spec.colour else 0,
+            extra_width=spec.extra_image_width(),
         )
 
     def encode_text_states(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.text_head(self.text_tail(states, mask), mask)
 
     def encode_image_maps(
-        self, maps: torch.Tensor, colour: torch.Tensor | None = None
+        self, maps: torch.Tensor, extra: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.image_head(self.image_tail(maps), colour)
+        return self.image_head(self.image_tail(maps), extra)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -92,12 +99,18 @@ class ImageTower(nn.Module):
         super().__init__()
         self.trunk = backbones.ImageTrunk(net, trainable.spec.image_tail)
         self.colour = backbones.ImageColour() if trainable.spec.colour else None
+        self.mid = trainable.spec.mid
         self.tail = trainable.image_tail
         self.head = trainable.image_head
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        colour = self.colour(pixels) if self.colour is not None else None
-        return self.head(self.tail(self.trunk(pixels)), colour)
+        fmap, mid = self.trunk.features(pixels)
+        extra = []
+        if self.colour is not None:
+            extra.append(self.colour(pixels))
+        if self.mid:
+            extra.append(mid)
+        return self.head(self.tail(fmap), torch.cat(extra, dim=1) if extra else None)
 
 
 def build_towers(trainable: TrainableTowers) -> tuple[TextTower, ImageTower]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -55,21 +55,10 @@ class TrainConfig:
 def probe_config(base: TrainConfig) -> TrainConfig:
     """The linear-probe baseline: linear heads on mean-pooled frozen features, titles only."""
     spec = TowerSpec(
-        dim=base.spec.dim, head="linear", max_length=base.spec.max_length, colour=False
+        dim=base.spec.dim, head="linear", max_length=base.spec.max_length, colour=False, mid=False
     )
-    return TrainConfig(
-        spec=spec,
-        loss="infonce",
-        epochs=base.epochs,
-        batch_size=base.batch_size,
-        lr=base.lr,
-        weight_decay=base.weight_decay,
-        warmup_steps=base.warmup_steps,
-        title_prob=1.0,
-        multi_positive=False,
-        seed=base.seed,
-        device=base.device,
-        max_steps=base.max_steps,
+    return replace(
+        base, spec=spec, loss="infonce", title_prob=1.0, multi_positive=False, hard_batches=0.0
     )
 
 
@@ -114,9 +103,15 @@ class CachedData:
         states = torch.from_numpy(self.feats.text_states[text_idx, :L].astype(np.float32))
         return states.to(device), torch.from_numpy(mask[:, :L].astype(np.int64)).to(device)
 
-    def image_batch(self, rows: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def image_batch(
+        self, rows: np.ndarray, device: str, spec: TowerSpec
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Cached feature maps and the extra descriptors ``spec`` asks for (colour, mid-level)."""
         maps = torch.from_numpy(self.feats.image_maps[rows].astype(np.float32)).to(device)
-        return maps, torch.from_numpy(self.feats.image_colour[rows]).to(device)
+        extra = [self.feats.image_colour[rows]] if spec.colour else []
+        if spec.mid:
+            extra.append(self.feats.image_mid[rows].astype(np.float32))
+        return maps, torch.from_numpy(np.concatenate(extra, axis=1)).to(device) if extra else None
 
 
 @torch.no_grad()
@@ -129,7 +124,7 @@ def embed_cached(model: TrainableTowers, data: CachedData, device: str, bs: int 
         t_out.append(
             model.encode_text_states(*data.text_batch(data.title_text[rows], device)).cpu()
         )
-        v_out.append(model.encode_image_maps(*data.image_batch(rows, device)).cpu())
+        v_out.append(model.encode_image_maps(*data.image_batch(rows, device, model.spec)).cpu())
     return torch.cat(t_out).numpy(), torch.cat(v_out).numpy()
 
 
@@ -224,7 +219,7 @@ def train_towers(
                         if augs and rng.random() > cfg.title_prob:
                             text_idx[j] = augs[rng.integers(len(augs))]
                 t = model.encode_text_states(*train.text_batch(text_idx, device))
-                v = model.encode_image_maps(*train.image_batch(rows, device))
+                v = model.encode_image_maps(*train.image_batch(rows, device, cfg.spec))
                 codes = torch.from_numpy(train.title_code[idx]).to(device)
                 if cfg.multi_positive:
                     positives = codes[:, None] == codes[None, :]

@@ -62,7 +62,7 @@ def test_heads_output_unit_vectors_and_respect_mask():
     changed = states.clone()
     changed[0, 3:] = 99.0  # padding positions must not matter
     assert torch.allclose(head(changed, mask)[0], out[0], atol=1e-6)
-    img = ImageHead(16, 8, "mlp", colour_width=4).eval()
+    img = ImageHead(16, 8, "mlp", extra_width=4).eval()
     y = img(torch.randn(3, 16, 7, 7), torch.randn(3, 4))
     assert y.shape == (3, 8) and torch.allclose(y.norm(dim=-1), torch.ones(3), atol=1e-6)
 
@@ -78,7 +78,9 @@ def test_epoch_order_is_a_permutation_with_type_runs():
     data = _FakeData(rng_types)
     plain = _epoch_order(data, TrainConfig(batch_size=16), np.random.default_rng(1))
     assert sorted(plain.tolist()) == list(range(103))
-    hard = _epoch_order(data, TrainConfig(batch_size=16, hard_batches=0.5), np.random.default_rng(1))
+    hard = _epoch_order(
+        data, TrainConfig(batch_size=16, hard_batches=0.5), np.random.default_rng(1)
+    )
     assert sorted(hard.tolist()) == list(range(103))
     # The first 8 of each full batch are (nearly always) one article type.
     purity = []

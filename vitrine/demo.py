@@ -36,7 +36,8 @@ def run_demo(
     repo = ModelRepository(models)
     console.rule(f"Vitrine demo — {len(catalog)} products from {catalog.root}")
     if retrain or not set(DEFAULT_PAIR) <= set(repo.model_names()):
-        run_training(catalog, models, TrainConfig(epochs=epochs))
+        # Small catalog: smaller batches give the heads enough steps.
+        run_training(catalog, models, TrainConfig(epochs=epochs, batch_size=64))
     report = evaluate(models, catalog, "test")
     print_eval_report(report, console)
 
