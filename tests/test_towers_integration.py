@@ -121,3 +121,50 @@ def test_training_is_deterministic_and_learns(demo_catalog, feature_cache_dir):
     assert a.history[-1]["loss"] < a.history[0]["loss"]
     # 8 short epochs on 450 products already beat chance (R@10 = 10/60) by far on validation.
     assert a.val_metrics["t2i_strict_R@10"] > 0.4
+
+
+def _train_and_export_unfrozen(demo_catalog, cache_dir, models, device):
+    from exporter.pipeline import run_training
+    from exporter.towers import TowerSpec
+    from exporter.train import TrainConfig
+
+    cfg = TrainConfig(
+        spec=TowerSpec(text_tail=1, image_tail=1),
+        epochs=1,
+        batch_size=32,
+        max_steps=2,
+        warmup_steps=1,
+        device=device,
+    )
+    (trained,) = run_training(
+        demo_catalog, models, cfg, with_probe=False, cache_dir=cache_dir, quiet=True
+    )
+    return trained
+
+
+def test_partial_unfreezing_trains_and_exports_with_parity(
+    demo_catalog, feature_cache_dir, tmp_path
+):
+    trained = _train_and_export_unfrozen(demo_catalog, feature_cache_dir, tmp_path, "cpu")
+    model, training = load_checkpoint(trained.checkpoint)
+    assert training["config"]["spec"]["text_tail"] == 1 and len(model.text_tail.layers) == 1
+    assert model.image_tail.active
+    # The fine-tuned blocks changed, and the exported graph carries them (parity vs PyTorch).
+    _, image_tower = build_towers(model)
+    pixels = np.stack([load_image_file(p.image_path) for p in demo_catalog.products[200:204]])
+    with torch.no_grad():
+        ref = image_tower(torch.from_numpy(pixels)).numpy()
+    got = onnx_outputs(trained.image.onnx_path, {"pixels": pixels})
+    assert np.abs(ref - got).max() <= PARITY_ATOL
+    from exporter.backbones import load_efficientnet_lite0
+
+    fresh = load_efficientnet_lite0()._blocks[-1]._project_conv.weight
+    assert not torch.equal(model.image_tail.blocks[-1]._project_conv.weight, fresh)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_partial_unfreezing_on_gpu(demo_catalog, feature_cache_dir, tmp_path):
+    trained = _train_and_export_unfrozen(demo_catalog, feature_cache_dir, tmp_path, "cuda")
+    assert trained.text.manifest.training["config"]["device"] == "cuda"
+    assert trained.image.manifest.metrics["export_parity_max_abs_diff"] <= PARITY_ATOL

@@ -29,6 +29,18 @@ CatalogOpt = Annotated[
 ]
 ModelsOpt = Annotated[Path, typer.Option("--models", help="Model repository directory.")]
 DEFAULT_MODELS = Path(os.environ.get("VITRINE_MODELS", "models"))
+RepoOut = Annotated[Path, typer.Option("--out", help="Model repository to publish into.")]
+PrefixOpt = Annotated[str, typer.Option(help="Model name prefix: <name>-text, <name>-image.")]
+VersionOpt = Annotated[
+    int | None, typer.Option(min=1, help="Version to publish (default: the next free one).")
+]
+
+
+def _echo_published(text, image) -> None:
+    typer.echo(
+        f"published {text.manifest.name}/{text.manifest.version} and "
+        f"{image.manifest.name}/{image.manifest.version}"
+    )
 
 
 class Split(StrEnum):
@@ -78,9 +90,7 @@ def _main(
 @app.command()
 def train(
     catalog: CatalogOpt = None,
-    out: Annotated[
-        Path, typer.Option("--out", help="Model repository to publish into.")
-    ] = DEFAULT_MODELS,
+    out: RepoOut = DEFAULT_MODELS,
     epochs: Annotated[int, typer.Option(min=1)] = 40,
     batch_size: Annotated[int, typer.Option(min=2)] = 256,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
@@ -182,21 +192,14 @@ def export(
     checkpoint: Annotated[
         Path, typer.Option(exists=True, dir_okay=False, help="Training checkpoint (.pt).")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Model repository.")] = DEFAULT_MODELS,
-    name: Annotated[
-        str, typer.Option(help="Model name prefix: <name>-text, <name>-image.")
-    ] = "vitrine",
-    version: Annotated[
-        int | None, typer.Option(min=1, help="Version to publish (default: next).")
-    ] = None,
+    out: RepoOut = DEFAULT_MODELS,
+    name: PrefixOpt = "vitrine",
+    version: VersionOpt = None,
 ) -> None:
     """Export a training checkpoint to ONNX (parity-checked) as a new model version."""
     from exporter.pipeline import export_checkpoint
 
-    t, i = export_checkpoint(checkpoint, out, name, version=version)
-    typer.echo(
-        f"published {t.manifest.name}/{t.manifest.version} and {i.manifest.name}/{i.manifest.version}"
-    )
+    _echo_published(*export_checkpoint(checkpoint, out, name, version=version))
 
 
 @app.command("export-clip")
@@ -204,19 +207,14 @@ def export_clip(
     checkpoint: Annotated[
         Path, typer.Option(exists=True, file_okay=False, help="Hugging Face CLIPModel directory.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Model repository.")] = DEFAULT_MODELS,
-    name: Annotated[
-        str, typer.Option(help="Model name prefix: <name>-text, <name>-image.")
-    ] = "clip",
-    version: Annotated[int | None, typer.Option(min=1)] = None,
+    out: RepoOut = DEFAULT_MODELS,
+    name: PrefixOpt = "clip",
+    version: VersionOpt = None,
 ) -> None:
     """Export a Hugging Face CLIPModel checkpoint's two towers into the repository."""
     from exporter.clip_export import export_clip_checkpoint
 
-    t, i = export_clip_checkpoint(checkpoint, out, name, version=version)
-    typer.echo(
-        f"published {t.manifest.name}/{t.manifest.version} and {i.manifest.name}/{i.manifest.version}"
-    )
+    _echo_published(*export_clip_checkpoint(checkpoint, out, name, version=version))
 
 
 @app.command()
