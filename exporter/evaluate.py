@@ -153,7 +153,9 @@ def evaluate(
     pairs = find_pairs(repo)
     if not pairs:
         raise FileNotFoundError(f"no text/image model pair in {models}")
-    rows = pool_rows(catalog, split, pairs[0][0].manifest.training)
+    # The split recorded by our own training runs (a CLIP export has none: defaults apply).
+    recorded = [t.manifest.training for t, _ in pairs if "split" in t.manifest.training]
+    rows = pool_rows(catalog, split, recorded[0] if recorded else {})
     products = [catalog.products[r] for r in rows]
     pixels = np.zeros((len(products), 224, 224, 3), dtype=np.uint8)
     with progress_bar(disable=quiet) as prog:

@@ -5,9 +5,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_CATALOG = ROOT.parent / "shared" / "data" / "fashion-products"
-
 
 @pytest.fixture(scope="session")
 def demo_catalog():

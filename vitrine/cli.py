@@ -195,11 +195,15 @@ def export(
     out: RepoOut = DEFAULT_MODELS,
     name: PrefixOpt = "vitrine",
     version: VersionOpt = None,
+    catalog: CatalogOpt = None,
 ) -> None:
-    """Export a training checkpoint to ONNX (parity-checked) as a new model version."""
+    """Export a training checkpoint to ONNX (parity-checked on the catalog's first products)."""
     from exporter.pipeline import export_checkpoint
+    from vitrine.catalog import load_catalog
 
-    _echo_published(*export_checkpoint(checkpoint, out, name, version=version))
+    _echo_published(
+        *export_checkpoint(checkpoint, out, name, load_catalog(catalog), version=version)
+    )
 
 
 @app.command("export-clip")
