@@ -28,7 +28,7 @@ class TowerSpec:
     dropout: float = 0.1
     max_length: int = 64
     colour: bool = True  # feed the photo's colour descriptors to the image head
-    mid: bool = False  # feed the image trunk's mid-level descriptors to the head (it hurt: docs)
+    mid: bool = True  # feed the image trunk's mid-level descriptors to the image head
 
     def extra_image_width(self) -> int:
         n_blocks = backbones.LITE0_BLOCKS - self.image_tail
