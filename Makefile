@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format protos protos-check train eval clean help
+.PHONY: demo test test-fast lint format protos protos-check train eval serve-encoder bench-peers bench-encoder clean help
 
 help:
 	@echo "make demo   - set up, build the default towers on the demo catalog, evaluate, show results"
@@ -56,5 +56,15 @@ train: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/vitrine eval --models $(MODELS) --catalog $(CATALOG) --json
 
+serve-encoder: $(STAMP)
+	$(BIN)/vitrine serve encoder --models $(MODELS)
+
+# Benchmarks (docs/benchmarks.md). Peers (Triton, MLServer) live in their own venv.
+bench-peers:
+	bash benchmarks/peers/setup.sh
+
+bench-encoder: $(STAMP) bench-peers
+	$(PY) benchmarks/encoder_bench.py --models $(MODELS) --catalog $(CATALOG)
+
 clean:
-	rm -rf $(VENV) .cache runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .cache runs .pytest_cache .ruff_cache

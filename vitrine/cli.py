@@ -236,5 +236,73 @@ def demo(
     run_demo(catalog, models, epochs=epochs, retrain=retrain)
 
 
+serve_app = typer.Typer(
+    help="Run a Vitrine gRPC service (config: flags > VITRINE_* env > --config YAML > defaults).",
+    no_args_is_help=True,
+)
+app.add_typer(serve_app, name="serve")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", exists=True, dir_okay=False, help="YAML file with settings."),
+]
+HostOpt = Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option(help="gRPC port; 0 picks a free one.")]
+MetricsPortOpt = Annotated[
+    int | None, typer.Option(help="Prometheus /metrics port; 0 picks a free one, -1 disables.")
+]
+ReadyFileOpt = Annotated[
+    str | None,
+    typer.Option(help="Write {port, metrics_port, pid} as JSON here once ready (for scripts)."),
+]
+
+
+@serve_app.command("encoder")
+def serve_encoder(
+    models: Annotated[Path | None, typer.Option("--models", help="Model repository.")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Load only this model (NAME or NAME:VERSION); repeatable."),
+    ] = None,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Items per execution.")] = None,
+    max_queue_delay_us: Annotated[
+        int | None, typer.Option(help="Longest wait for batch-mates, microseconds.")
+    ] = None,
+    max_queue_items: Annotated[
+        int | None, typer.Option(help="Queued items per model before RESOURCE_EXHAUSTED.")
+    ] = None,
+    instances: Annotated[int | None, typer.Option(help="Concurrent executions per model.")] = None,
+    providers: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    intra_op_threads: Annotated[
+        int | None, typer.Option(help="onnxruntime threads per execution (0 = cores).")
+    ] = None,
+    poll_interval_s: Annotated[
+        float | None, typer.Option(help="Watch the repository for new versions (0 = off).")
+    ] = None,
+    text_overflow: Annotated[
+        str | None, typer.Option(help="truncate or reject texts longer than the window.")
+    ] = None,
+    ready_file: ReadyFileOpt = None,
+) -> None:
+    """Serve the ONNX towers of a model repository over gRPC (vitrine.v1.EncoderService)."""
+    params = dict(locals())
+    from encoder_service.config import EncoderConfig
+    from encoder_service.server import main
+    from vitrine.serving.config import ConfigError, load_config
+
+    overrides = {k: v for k, v in params.items() if k not in ("config", "ready_file", "model")}
+    overrides["models_dir"] = str(overrides.pop("models")) if models else None
+    overrides["models"] = model or None
+    try:
+        cfg = load_config(EncoderConfig, config, overrides)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    main(cfg, ready_file)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

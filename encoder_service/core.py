@@ -1,0 +1,138 @@
+"""The encoder as plain async Python: validate, preprocess, batch, infer. No gRPC in here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from encoder_service.config import EncoderConfig
+from encoder_service.metrics import EncoderMetrics
+from encoder_service.models import LoadedModel, ModelRegistry
+from vitrine.serving.errors import InvalidArgument
+
+log = logging.getLogger("vitrine.encoder")
+
+
+@dataclass
+class Embeddings:
+    model: str
+    version: int
+    vectors: np.ndarray  # float32 [n, dim]
+    token_counts: list[int] | None = None
+    truncated: list[bool] | None = None
+
+
+class Encoder:
+    def __init__(self, config: EncoderConfig, registry: CollectorRegistry | None = None):
+        self.config = config
+        self.metrics = EncoderMetrics(registry or CollectorRegistry())
+        self.models = ModelRegistry(config, self.metrics.stats_for)
+        self._poller: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.models.load_initial()
+        self._update_loaded_gauge()
+        if self.config.poll_interval_s > 0:
+            self._poller = asyncio.create_task(self._poll_loop(), name="repository-poller")
+
+    async def close(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        await self.models.close()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll_interval_s)
+            try:
+                await self.models.poll_once()
+                self._update_loaded_gauge()
+            except Exception:
+                log.exception("repository poll failed")
+
+    def _update_loaded_gauge(self) -> None:
+        counts: dict[str, int] = {}
+        for m in self.models.loaded():
+            counts[m.name] = counts.get(m.name, 0) + 1
+        for name, n in counts.items():
+            self.metrics.loaded.labels(name).set(n)
+
+    def _model(self, name: str, version: int, modality: str) -> LoadedModel:
+        model = self.models.get(name, version)
+        if model.modality != modality:
+            raise InvalidArgument(f"model: {name!r} is a {model.modality} model, not {modality}")
+        return model
+
+    def _check_batch(self, model: LoadedModel, n: int, field: str) -> None:
+        if n == 0:
+            raise InvalidArgument(f"{field}: empty batch")
+        if n > model.max_batch:
+            raise InvalidArgument(
+                f"{field}: {n} items, model {model.name} accepts at most {model.max_batch} per call"
+            )
+
+    async def embed_texts(
+        self, name: str, version: int, texts: Sequence[str], deadline: float | None = None
+    ) -> Embeddings:
+        model = self._model(name, version, "text")
+        self._check_batch(model, len(texts), "texts")
+        t0 = time.perf_counter()
+        if len(texts) > 8:
+            prepared = await asyncio.to_thread(model.prepare_texts, texts)
+        else:
+            prepared = model.prepare_texts(texts)
+        self.metrics.preprocess_time.labels(model.name).observe(time.perf_counter() - t0)
+        vectors = await model.batcher.submit(prepared, len(texts), deadline)
+        return Embeddings(
+            model.name,
+            model.number,
+            vectors,
+            token_counts=prepared.batch.token_counts,
+            truncated=prepared.batch.truncated,
+        )
+
+    async def embed_images(
+        self, name: str, version: int, images: Sequence[bytes], deadline: float | None = None
+    ) -> Embeddings:
+        model = self._model(name, version, "image")
+        self._check_batch(model, len(images), "images")
+        t0 = time.perf_counter()
+        pixels = await model.prepare_images(images)
+        self.metrics.preprocess_time.labels(model.name).observe(time.perf_counter() - t0)
+        vectors = await model.batcher.submit(pixels, len(images), deadline)
+        return Embeddings(model.name, model.number, vectors)
+
+    def model_info(self, name: str = "") -> list[dict]:
+        models = self.models.loaded()
+        if name:
+            models = [m for m in models if m.name == name]
+            if not models:
+                self.models.get(name)  # raises NotFound with the list of loaded models
+        latest = {m.name: self.models.latest(m.name) for m in models}
+        return [{**m.info(), "latest": latest[m.name] == m.number} for m in models]
+
+    async def load_model(self, name: str, version: int) -> tuple[dict, bool]:
+        if not name:
+            raise InvalidArgument("model: required")
+        if version < 0:
+            raise InvalidArgument(f"version: {version} is negative")
+        model, already = await self.models.load(name, version)
+        self._update_loaded_gauge()
+        return {**model.info(), "latest": self.models.latest(name) == model.number}, already
+
+    async def unload_model(self, name: str, version: int) -> list[int]:
+        if not name:
+            raise InvalidArgument("model: required")
+        if version < 0:
+            raise InvalidArgument(f"version: {version} is negative")
+        versions = await self.models.unload(name, version)
+        self.metrics.loaded.labels(name).set(
+            len([m for m in self.models.loaded() if m.name == name])
+        )
+        return versions

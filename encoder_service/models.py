@@ -1,0 +1,272 @@
+"""Loaded model versions: per-modality preprocessing and batch execution, and the registry.
+
+A :class:`LoadedModel` pairs one published version from the model repository with its
+onnxruntime session and its :class:`~encoder_service.batcher.DynamicBatcher`. Preprocessing is the
+shared definition in :mod:`vitrine.preprocess` (the exporter uses the same functions):
+``TextTokenizer`` for texts, ``decode_image`` for images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from encoder_service.batcher import BatchStats, DynamicBatcher
+from encoder_service.config import EncoderConfig
+from encoder_service.runtime import OnnxRunner, choose_providers
+from vitrine.model_repo import ModelRepository, ModelVersion
+from vitrine.preprocess import (
+    IMAGE_SIZE,
+    ImageDecodeError,
+    ImageLimits,
+    TextTokenizer,
+    TokenBatch,
+    decode_image,
+)
+from vitrine.serving.errors import InvalidArgument, NotFound
+
+log = logging.getLogger("vitrine.encoder.models")
+
+
+@dataclass
+class TextPrepared:
+    batch: TokenBatch
+
+
+def _concat_tokens(parts: Sequence[TextPrepared], pad_id: int) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        b = parts[0].batch
+        return {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
+    seq = max(p.batch.input_ids.shape[1] for p in parts)
+    n = sum(p.batch.input_ids.shape[0] for p in parts)
+    ids = np.full((n, seq), pad_id, dtype=np.int64)
+    mask = np.zeros((n, seq), dtype=np.int64)
+    row = 0
+    for p in parts:
+        k, s = p.batch.input_ids.shape
+        ids[row : row + k, :s] = p.batch.input_ids
+        mask[row : row + k, :s] = p.batch.attention_mask
+        row += k
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+class LoadedModel:
+    """One model version, ready to serve."""
+
+    def __init__(
+        self, version: ModelVersion, config: EncoderConfig, decode_pool: ThreadPoolExecutor
+    ):
+        self.version = version
+        self.manifest = version.manifest
+        self.config = config
+        self.name = self.manifest.name
+        self.number = self.manifest.version
+        self.modality = self.manifest.modality
+        self.dim = self.manifest.embedding_dim
+        self.max_batch = min(config.max_batch_size, self.manifest.max_batch_size or 10**9)
+        self.runner = OnnxRunner(
+            str(version.onnx_path),
+            choose_providers(config.providers, config.device_id),
+            config.threads,
+            output=self.manifest.output,
+        )
+        self._decode_pool = decode_pool
+        self.tokenizer: TextTokenizer | None = None
+        self.image_size = IMAGE_SIZE
+        self.image_input = next(iter(self.manifest.inputs))
+        if self.modality == "text":
+            tok = self.manifest.tokenizer or {}
+            self.tokenizer = TextTokenizer(version.tokenizer_path, int(tok.get("max_length", 64)))
+        else:
+            pre = self.manifest.preprocessing or {}
+            self.image_size = int(pre.get("size", IMAGE_SIZE))
+        self._exec_pool = ThreadPoolExecutor(
+            max_workers=config.instances, thread_name_prefix=f"ort-{self.name}-{self.number}"
+        )
+        self.batcher: DynamicBatcher | None = None
+        self.limits = ImageLimits(config.max_image_bytes, config.max_image_pixels)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.name, self.number)
+
+    def start(self, stats: BatchStats) -> None:
+        self.batcher = DynamicBatcher(
+            f"{self.name}/{self.number}",
+            self.run_batch,
+            self._exec_pool,
+            max_batch=self.max_batch,
+            max_queue_delay_s=self.config.max_queue_delay_us / 1e6,
+            max_queue_items=self.config.max_queue_items,
+            instances=self.config.instances,
+            stats=stats,
+        )
+        self.batcher.start()
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close(drain=True)
+        self._exec_pool.shutdown(wait=True)
+
+    # -- preprocessing (per request; a bad item fails only its request) --------------------------
+    def prepare_texts(self, texts: Sequence[str]) -> TextPrepared:
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise InvalidArgument(f"texts[{i}]: empty text")
+            if len(t) > self.config.max_text_chars:
+                raise InvalidArgument(
+                    f"texts[{i}]: {len(t)} characters, limit {self.config.max_text_chars}"
+                )
+        batch = self.tokenizer.encode(list(texts))
+        if self.config.text_overflow == "reject":
+            for i, cut in enumerate(batch.truncated):
+                if cut:
+                    raise InvalidArgument(
+                        f"texts[{i}]: longer than the model's window of "
+                        f"{self.tokenizer.max_length} tokens (text_overflow=reject)"
+                    )
+        return TextPrepared(batch)
+
+    async def prepare_images(self, images: Sequence[bytes]) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        futures = [
+            loop.run_in_executor(
+                self._decode_pool, decode_image, data, self.image_size, self.limits
+            )
+            for data in images
+        ]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for i, r in enumerate(results):
+            if isinstance(r, ImageDecodeError):
+                raise InvalidArgument(f"images[{i}]: {r}")
+            if isinstance(r, BaseException):
+                raise r
+        return np.stack(results)
+
+    # -- execution (worker thread) ------------------------------------------------------------------
+    def run_batch(self, parts: Sequence) -> np.ndarray:
+        if self.modality == "text":
+            feeds = _concat_tokens(parts, self.tokenizer.pad_id)
+        else:
+            pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            feeds = {self.image_input: pixels}
+        return self.runner.run(feeds)
+
+    def info(self) -> dict:
+        m = self.manifest
+        pre = {k: str(v) for k, v in (m.preprocessing or {}).items()}
+        tok = m.tokenizer or {}
+        if self.modality == "text":
+            pre.setdefault("truncation", self.config.text_overflow)
+        return {
+            "name": self.name,
+            "version": self.number,
+            "modality": self.modality,
+            "dim": self.dim,
+            "max_batch_size": self.max_batch,
+            "preprocessing": pre,
+            "tokenizer": str(tok.get("name", tok.get("file", ""))) if tok else "",
+            "max_sequence_length": self.tokenizer.max_length if self.tokenizer else 0,
+            "image_size": self.image_size if self.modality == "image" else 0,
+            "providers": self.runner.providers,
+        }
+
+
+class ModelRegistry:
+    """Loaded model versions by (name, version); loading and unloading at run time."""
+
+    def __init__(self, config: EncoderConfig, stats_for):
+        self.config = config
+        self.repo = ModelRepository(config.models_dir)
+        self._models: dict[tuple[str, int], LoadedModel] = {}
+        self._unloaded: set[tuple[str, int]] = set()  # explicitly unloaded: polling leaves them
+        self._lock = asyncio.Lock()
+        self._stats_for = stats_for  # (name) -> BatchStats
+        self._decode_pool = ThreadPoolExecutor(
+            max_workers=config.decoders, thread_name_prefix="decode"
+        )
+
+    def loaded(self) -> list[LoadedModel]:
+        return [self._models[k] for k in sorted(self._models)]
+
+    def latest(self, name: str) -> int | None:
+        versions = [v for (n, v) in self._models if n == name]
+        return max(versions) if versions else None
+
+    def get(self, name: str, version: int = 0) -> LoadedModel:
+        if not name:
+            raise InvalidArgument("model: required")
+        if version < 0:
+            raise InvalidArgument(f"version: {version} is negative")
+        number = version or self.latest(name)
+        model = self._models.get((name, number)) if number else None
+        if model is None:
+            known = sorted({n for n, _ in self._models})
+            what = f"model {name!r}" + (f" version {version}" if version else "")
+            raise NotFound(f"{what} is not loaded (loaded models: {known})")
+        return model
+
+    async def load(self, name: str, version: int = 0) -> tuple[LoadedModel, bool]:
+        """Load ``name`` at ``version`` (0 = highest in the repository)."""
+        async with self._lock:
+            number = version or self.repo.latest_version(name)
+            if number is None:
+                raise NotFound(f"model {name!r} has no published version in {self.repo.root}")
+            if (name, number) in self._models:
+                return self._models[(name, number)], True
+            try:
+                mv = self.repo.load(name, number)
+            except FileNotFoundError as exc:
+                raise NotFound(str(exc)) from exc
+            except ValueError as exc:
+                raise InvalidArgument(f"model {name!r} version {number}: {exc}") from exc
+            model = await asyncio.to_thread(LoadedModel, mv, self.config, self._decode_pool)
+            model.start(self._stats_for(name))
+            self._models[model.key] = model
+            self._unloaded.discard(model.key)
+            log.info("loaded", extra={"model": name, "version": number, "dim": model.dim})
+            return model, False
+
+    async def unload(self, name: str, version: int = 0) -> list[int]:
+        async with self._lock:
+            keys = [k for k in self._models if k[0] == name and (version == 0 or k[1] == version)]
+            models = [self._models.pop(k) for k in keys]
+            self._unloaded.update(keys)
+        for m in models:
+            await m.close()
+            log.info("unloaded", extra={"model": m.name, "version": m.number})
+        return sorted(k[1] for k in keys)
+
+    async def load_initial(self) -> None:
+        specs = self.config.models or self.repo.model_names()
+        if not specs:
+            raise NotFound(f"no models in repository {self.repo.root}")
+        for spec in specs:
+            name, _, version = spec.partition(":")
+            await self.load(name, int(version or 0))
+
+    async def poll_once(self) -> None:
+        """Load versions newer than any seen so far; unload versions removed from disk."""
+        names = self.config.models and [s.partition(":")[0] for s in self.config.models]
+        for name in names or self.repo.model_names():
+            on_disk = set(self.repo.versions(name))
+            seen = max([v for n, v in (*self._models, *self._unloaded) if n == name], default=0)
+            for v in sorted(x for x in on_disk if x > seen):
+                try:
+                    await self.load(name, v)
+                except Exception:
+                    log.exception("poll: cannot load", extra={"model": name, "version": v})
+            for n, v in list(self._models):
+                if n == name and v not in on_disk:
+                    await self.unload(name, v)
+
+    async def close(self) -> None:
+        for m in list(self._models.values()):
+            await m.close()
+        self._models.clear()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)

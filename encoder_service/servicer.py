@@ -1,0 +1,78 @@
+"""Thin gRPC servicer over :class:`encoder_service.core.Encoder`."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from encoder_service.core import Encoder
+from vitrine.serving.grpc_app import rpc
+from vitrine.serving.metrics import RpcMetrics
+from vitrine.tensors import to_tensor
+from vitrine.v1 import encoder_pb2, encoder_pb2_grpc
+
+_MODALITY = {"text": encoder_pb2.MODALITY_TEXT, "image": encoder_pb2.MODALITY_IMAGE}
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def model_info_pb(info: dict) -> encoder_pb2.ModelInfo:
+    return encoder_pb2.ModelInfo(
+        name=info["name"],
+        version=info["version"],
+        modality=_MODALITY[info["modality"]],
+        dim=info["dim"],
+        max_batch_size=info["max_batch_size"],
+        preprocessing=info["preprocessing"],
+        tokenizer=info["tokenizer"],
+        max_sequence_length=info["max_sequence_length"],
+        image_size=info["image_size"],
+        latest=info["latest"],
+    )
+
+
+class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
+    def __init__(self, encoder: Encoder, metrics: RpcMetrics):
+        self.encoder = encoder
+        self.metrics = metrics
+
+    @rpc
+    async def EmbedText(self, request, context):
+        out = await self.encoder.embed_texts(
+            request.model, request.version, request.texts, _deadline(context)
+        )
+        return encoder_pb2.EmbedTextResponse(
+            model=out.model,
+            version=out.version,
+            embeddings=to_tensor(out.vectors),
+            token_counts=out.token_counts,
+            truncated=out.truncated,
+        )
+
+    @rpc
+    async def EmbedImages(self, request, context):
+        out = await self.encoder.embed_images(
+            request.model, request.version, request.images, _deadline(context)
+        )
+        return encoder_pb2.EmbedImagesResponse(
+            model=out.model, version=out.version, embeddings=to_tensor(out.vectors)
+        )
+
+    @rpc
+    async def GetModelInfo(self, request, context):
+        infos = self.encoder.model_info(request.model)
+        return encoder_pb2.GetModelInfoResponse(models=[model_info_pb(i) for i in infos])
+
+    @rpc
+    async def LoadModel(self, request, context):
+        info, already = await self.encoder.load_model(request.model, request.version)
+        return encoder_pb2.LoadModelResponse(model_info=model_info_pb(info), already_loaded=already)
+
+    @rpc
+    async def UnloadModel(self, request, context):
+        versions = await self.encoder.unload_model(request.model, request.version)
+        return encoder_pb2.UnloadModelResponse(unloaded_versions=versions)

@@ -1,0 +1,1 @@
+"""Server plumbing shared by every Vitrine service: config, errors, metrics, gRPC app, clients."""
