@@ -31,6 +31,8 @@ from vitrine.preprocess import (
 from vitrine.serving.errors import InvalidArgument, NotFound
 
 log = logging.getLogger("vitrine.encoder.models")
+BUCKET_MIN_BATCH = 16  # text batches at least this large may be split by length...
+BUCKET_MIN_WASTE = 0.3  # ...when at least this fraction of the padded tokens is padding
 
 
 @dataclass
@@ -151,11 +153,35 @@ class LoadedModel:
     # -- execution (worker thread) ------------------------------------------------------------------
     def run_batch(self, parts: Sequence) -> np.ndarray:
         if self.modality == "text":
-            feeds = _concat_tokens(parts, self.tokenizer.pad_id)
+            return self._run_text(_concat_tokens(parts, self.tokenizer.pad_id))
         else:
             pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)
             feeds = {self.image_input: pixels}
         return self.runner.run(feeds)
+
+    def _run_text(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run a text batch; a large batch with much padding runs as two length-sorted halves.
+
+        Titles vary in length (here 4-27 tokens, mean ~11), so one long title pads a whole batch.
+        Sorting by length and running two halves, each padded to its own longest, cut padded
+        tokens enough to raise throughput ~10% on CPU (benchmarks/encoder_bench.py). Rows are
+        computed independently, so results do not change beyond float rounding.
+        """
+        mask = feeds["attention_mask"]
+        lengths = mask.sum(axis=1)
+        n, seq = mask.shape
+        if n < BUCKET_MIN_BATCH or lengths.sum() > (1 - BUCKET_MIN_WASTE) * n * seq:
+            return self.runner.run(feeds)
+        order = np.argsort(lengths, kind="stable")
+        out = None
+        for half in (order[: n // 2], order[n // 2 :]):
+            width = int(lengths[half].max())
+            part = {k: np.ascontiguousarray(v[half, :width]) for k, v in feeds.items()}
+            rows = self.runner.run(part)
+            if out is None:
+                out = np.empty((n, rows.shape[1]), dtype=rows.dtype)
+            out[half] = rows
+        return out
 
     def info(self) -> dict:
         m = self.manifest

@@ -424,3 +424,24 @@ def test_real_default_towers_served_equal_in_process(trained_repo, demo_catalog)
     ref = sess.run(None, {"pixels": np.stack([decode_image(b) for b in photos])})[0]
     assert np.abs(images.vectors - ref).max() <= 1e-5
     assert infos["vitrine-text"].dim == infos["vitrine-image"].dim == text_vecs.shape[1]
+
+
+def test_length_sorted_halves_give_the_same_rows(repo):
+    """A big, padding-heavy text batch runs as two length-sorted halves: same results per row."""
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    from encoder_service.models import LoadedModel
+    from vitrine.model_repo import ModelRepository
+
+    model = LoadedModel(ModelRepository(repo).load("tiny-text"), _config(repo), Pool(1))
+    texts = [" ".join(["shirt"] * (1 + i % 13)) for i in range(32)]
+    prepared = [model.prepare_texts([t]) for t in texts]
+    widths = []
+    run = model.runner.run
+    model.runner.run = lambda feeds: widths.append(feeds["input_ids"].shape[1]) or run(feeds)
+    merged = model.run_batch(prepared)
+    assert widths == [8, 15]  # two halves, each padded to its own longest
+    model.runner.run = run
+    single = np.concatenate([model.run_batch([p]) for p in prepared])
+    assert merged.shape == (32, 16)
+    assert np.abs(merged - single).max() <= 1e-5
