@@ -304,5 +304,44 @@ def serve_encoder(
     main(cfg, ready_file)
 
 
+@serve_app.command("index")
+def serve_index(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where collections (WAL, snapshots) live.")
+    ] = None,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    fsync: Annotated[
+        bool | None, typer.Option(help="fsync the WAL before acknowledging writes.")
+    ] = None,
+    snapshot_wal_mb: Annotated[
+        int | None, typer.Option(help="Snapshot once the WAL grew this many MiB.")
+    ] = None,
+    exact_max: Annotated[
+        int | None, typer.Option(help="Filtered searches over at most this many run exactly.")
+    ] = None,
+    search_threads: Annotated[
+        int | None, typer.Option(help="Threads searching shards in parallel (0 = cores).")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="auto or off.")] = None,
+    ready_file: ReadyFileOpt = None,
+) -> None:
+    """Serve sharded, durable FAISS collections over gRPC (vitrine.v1.IndexService)."""
+    params = dict(locals())
+    from index_service.config import IndexConfig
+    from index_service.server import main
+    from vitrine.serving.config import ConfigError, load_config
+
+    overrides = {k: v for k, v in params.items() if k not in ("config", "ready_file")}
+    overrides["data_dir"] = str(data_dir) if data_dir else None
+    try:
+        cfg = load_config(IndexConfig, config, overrides)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    main(cfg, ready_file)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -36,18 +36,20 @@ class CollectionInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards")
+    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     INDEX_SPEC_FIELD_NUMBER: _ClassVar[int]
     NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
     index_spec: str
     num_shards: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ...) -> None: ...
+    local_shards: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
@@ -165,14 +167,20 @@ class CountResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class ShardStats(_message.Message):
-    __slots__ = ("shard", "num_vectors", "memory_bytes")
+    __slots__ = ("shard", "num_vectors", "memory_bytes", "tombstones", "rebuilds", "trained")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     NUM_VECTORS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
+    REBUILDS_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
     shard: int
     num_vectors: int
     memory_bytes: int
-    def __init__(self, shard: _Optional[int] = ..., num_vectors: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    tombstones: int
+    rebuilds: int
+    trained: bool
+    def __init__(self, shard: _Optional[int] = ..., num_vectors: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., tombstones: _Optional[int] = ..., rebuilds: _Optional[int] = ..., trained: _Optional[bool] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ("collection",)
@@ -181,16 +189,22 @@ class GetStatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("collection", "shards", "total_vectors", "total_memory_bytes")
+    __slots__ = ("collection", "shards", "total_vectors", "total_memory_bytes", "recovery_seconds", "replayed_entries", "snapshot_seq")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_VECTORS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
     collection: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardStats]
     total_vectors: int
     total_memory_bytes: int
-    def __init__(self, collection: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., total_vectors: _Optional[int] = ..., total_memory_bytes: _Optional[int] = ...) -> None: ...
+    recovery_seconds: float
+    replayed_entries: int
+    snapshot_seq: int
+    def __init__(self, collection: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., total_vectors: _Optional[int] = ..., total_memory_bytes: _Optional[int] = ..., recovery_seconds: _Optional[float] = ..., replayed_entries: _Optional[int] = ..., snapshot_seq: _Optional[int] = ...) -> None: ...
 
 class SearchParams(_message.Message):
     __slots__ = ("ef_search", "nprobe")

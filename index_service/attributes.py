@@ -1,0 +1,164 @@
+"""Record attributes: storage per internal label and filter evaluation to a boolean mask.
+
+Attributes are ``str``, ``float`` (numbers), ``bool`` or ``list[str]``. For filtering, each shard
+keeps inverted postings for strings, bools and list elements (value → labels) and a float column
+per numeric field, so a filter over a shard evaluates with numpy to a mask of matching labels;
+the mask then becomes a faiss ``IDSelectorBitmap`` (search inside the index) or, when it selects
+few records, the subset for an exact search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from vitrine.serving.errors import InvalidArgument
+from vitrine.v1 import common_pb2
+
+Value = str | float | bool | list[str]
+
+
+def value_from_pb(v: common_pb2.AttributeValue, where: str) -> Value:
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "double_value":
+        if not math.isfinite(v.double_value):
+            raise InvalidArgument(f"{where}: number must be finite")
+        return float(v.double_value)
+    if kind == "bool_value":
+        return bool(v.bool_value)
+    if kind == "list_value":
+        return list(v.list_value.values)
+    raise InvalidArgument(f"{where}: attribute value has no kind set")
+
+
+def value_to_pb(value: Value) -> common_pb2.AttributeValue:
+    if isinstance(value, bool):
+        return common_pb2.AttributeValue(bool_value=value)
+    if isinstance(value, str):
+        return common_pb2.AttributeValue(string_value=value)
+    if isinstance(value, int | float):
+        return common_pb2.AttributeValue(double_value=float(value))
+    return common_pb2.AttributeValue(list_value=common_pb2.StringList(values=list(value)))
+
+
+def attrs_from_pb(attrs, where: str) -> dict[str, Value]:
+    return {k: value_from_pb(v, f"{where}.attributes[{k!r}]") for k, v in attrs.items()}
+
+
+def attrs_to_pb(attrs: dict[str, Value]) -> dict[str, common_pb2.AttributeValue]:
+    return {k: value_to_pb(v) for k, v in attrs.items()}
+
+
+def _key(value: Value) -> tuple[str, Any]:
+    return ("b", value) if isinstance(value, bool) else ("s", value)
+
+
+class AttributeIndex:
+    """Postings and numeric columns over labels ``0..capacity-1`` of one shard."""
+
+    def __init__(self) -> None:
+        self.postings: dict[str, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self.numbers: dict[str, np.ndarray] = {}
+        self.size = 0
+
+    def _grow(self, size: int) -> None:
+        for name, col in self.numbers.items():
+            if len(col) < size:
+                new = np.full(max(size, 2 * len(col)), np.nan)
+                new[: len(col)] = col
+                self.numbers[name] = new
+        self.size = max(self.size, size)
+
+    def add(self, label: int, attrs: dict[str, Value]) -> None:
+        self._grow(label + 1)
+        for name, value in attrs.items():
+            if isinstance(value, (bool, str)):
+                self.postings[name][_key(value)].append(label)
+            elif isinstance(value, list):
+                for item in set(value):
+                    self.postings[name][("s", item)].append(label)
+            else:
+                col = self.numbers.get(name)
+                if col is None:
+                    col = np.full(max(16, 2 * self.size), np.nan)
+                    self.numbers[name] = col
+                col[label] = value
+
+    # -- filters ---------------------------------------------------------------------------
+    def mask(self, flt: common_pb2.Filter | None, n: int, where: str = "filter") -> np.ndarray:
+        """Labels ``0..n-1`` matching ``flt`` (tombstones are not considered here)."""
+        if flt is None:
+            return np.ones(n, dtype=bool)
+        kind = flt.WhichOneof("expr")
+        if kind is None:
+            return np.ones(n, dtype=bool)
+        if kind == "equals":
+            return self._postings_mask(flt.equals.field, [flt.equals.value], n, f"{where}.equals")
+        if kind == "is_in":
+            return self._postings_mask(flt.is_in.field, list(flt.is_in.values), n, f"{where}.is_in")
+        if kind == "range":
+            return self._range_mask(flt.range, n, f"{where}.range")
+        if kind == "all_of":
+            out = np.ones(n, dtype=bool)
+            for i, sub in enumerate(flt.all_of.filters):
+                out &= self.mask(sub, n, f"{where}.all_of[{i}]")
+            return out
+        if kind == "any_of":
+            out = np.zeros(n, dtype=bool)
+            for i, sub in enumerate(flt.any_of.filters):
+                out |= self.mask(sub, n, f"{where}.any_of[{i}]")
+            return out
+        if kind == "negation":
+            if not flt.negation.HasField("filter"):
+                raise InvalidArgument(f"{where}.negation: filter required")
+            return ~self.mask(flt.negation.filter, n, f"{where}.negation")
+        raise InvalidArgument(f"{where}: unknown filter kind {kind}")  # pragma: no cover
+
+    def _postings_mask(self, field: str, values, n: int, where: str) -> np.ndarray:
+        if not field:
+            raise InvalidArgument(f"{where}.field: required")
+        out = np.zeros(n, dtype=bool)
+        for v in values:
+            value = value_from_pb(v, f"{where}.value")
+            if isinstance(value, list):
+                raise InvalidArgument(f"{where}.value: a list cannot be compared; use is_in")
+            if isinstance(value, float):
+                col = self.numbers.get(field)
+                if col is not None:
+                    out |= col[:n] == value
+                continue
+            labels = self.postings.get(field, {}).get(_key(value))
+            if labels:
+                arr = np.asarray(labels, dtype=np.int64)
+                out[arr[arr < n]] = True
+        return out
+
+    def _range_mask(self, r: common_pb2.Filter.Range, n: int, where: str) -> np.ndarray:
+        if not r.field:
+            raise InvalidArgument(f"{where}.field: required")
+        bounds = [r.HasField(b) for b in ("gte", "gt", "lte", "lt")]
+        if not any(bounds):
+            raise InvalidArgument(f"{where}: at least one bound (gte, gt, lte, lt) required")
+        for b in ("gte", "gt", "lte", "lt"):
+            if r.HasField(b) and not math.isfinite(getattr(r, b)):
+                raise InvalidArgument(f"{where}.{b}: must be finite")
+        col = self.numbers.get(r.field)
+        if col is None:
+            return np.zeros(n, dtype=bool)
+        vals = col[:n] if len(col) >= n else np.concatenate([col, np.full(n - len(col), np.nan)])
+        with np.errstate(invalid="ignore"):
+            out = ~np.isnan(vals)
+            if r.HasField("gte"):
+                out &= vals >= r.gte
+            if r.HasField("gt"):
+                out &= vals > r.gt
+            if r.HasField("lte"):
+                out &= vals <= r.lte
+            if r.HasField("lt"):
+                out &= vals < r.lt
+        return out

@@ -1,0 +1,314 @@
+"""Python clients for the index service (blocking and asyncio), plus a shard fan-out client.
+
+    with IndexClient("127.0.0.1:50052") as ix:
+        ix.create_collection("products", dim=256, index_spec="HNSW32", num_shards=4)
+        ix.upsert("products", ["sku-1"], vectors, [{"gender": "Men", "price": 19.9}])
+        hits = ix.search("products", query, k=10, filter=eq("gender", "Men"))[0]
+
+:class:`IndexFanout` talks to several index-service processes that each hold some shards of a
+collection: it routes upserts/deletes by the id's shard, searches every process in parallel and
+merges their top-k. The gateway reuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index_service.attributes import Value, attrs_from_pb, attrs_to_pb
+from index_service.collection import shard_of
+from vitrine.serving.client import AsyncClientBase, SyncClientBase
+from vitrine.serving.errors import VitrineError
+from vitrine.tensors import to_tensor
+from vitrine.v1 import common_pb2, index_pb2, index_pb2_grpc
+
+METRICS = {"ip": index_pb2.METRIC_INNER_PRODUCT, "l2": index_pb2.METRIC_L2}
+
+
+@dataclass
+class SearchHit:
+    id: str
+    score: float
+    attributes: dict[str, Value] = field(default_factory=dict)
+
+
+def _records(ids, vectors, attributes) -> list[index_pb2.Record]:
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise ValueError("vectors must be [len(ids), dim]")
+    attributes = attributes or [{}] * len(ids)
+    return [
+        index_pb2.Record(id=i, vector=v.tobytes(), attributes=attrs_to_pb(a))
+        for i, v, a in zip(ids, vectors, attributes, strict=True)
+    ]
+
+
+def _search_request(collection, queries, k, filter, ef_search, nprobe, include_attributes, shards):
+    q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    return index_pb2.IndexServiceSearchRequest(
+        collection=collection,
+        queries=to_tensor(q),
+        k=k,
+        filter=filter,
+        params=index_pb2.SearchParams(ef_search=ef_search, nprobe=nprobe),
+        include_attributes=include_attributes,
+        shards=list(shards or ()),
+    )
+
+
+def _hits(resp: index_pb2.IndexServiceSearchResponse) -> list[list[SearchHit]]:
+    return [
+        [SearchHit(h.id, h.score, attrs_from_pb(h.attributes, "hit")) for h in r.hits]
+        for r in resp.results
+    ]
+
+
+def _create_request(name, dim, metric, index_spec, num_shards, local_shards):
+    return index_pb2.CreateCollectionRequest(
+        name=name,
+        dim=dim,
+        metric=METRICS[metric],
+        index_spec=index_spec,
+        num_shards=num_shards,
+        local_shards=list(local_shards or ()),
+    )
+
+
+class IndexClient(SyncClientBase):
+    stub_class = index_pb2_grpc.IndexServiceStub
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: str = "ip",
+        index_spec: str = "Flat",
+        num_shards: int = 1,
+        local_shards: Sequence[int] = (),
+    ) -> index_pb2.CollectionInfo:
+        req = _create_request(name, dim, metric, index_spec, num_shards, local_shards)
+        return self._call("CreateCollection", req).collection
+
+    def list_collections(self) -> list[index_pb2.CollectionInfo]:
+        return list(self._call("ListCollections", index_pb2.ListCollectionsRequest()).collections)
+
+    def describe(self, name: str) -> index_pb2.CollectionInfo:
+        return self._call(
+            "DescribeCollection", index_pb2.DescribeCollectionRequest(name=name)
+        ).collection
+
+    def drop(self, name: str) -> bool:
+        return self._call("DropCollection", index_pb2.DropCollectionRequest(name=name)).dropped
+
+    def upsert(self, collection: str, ids, vectors, attributes=None, timeout=None) -> int:
+        req = index_pb2.UpsertRequest(
+            collection=collection, records=_records(ids, vectors, attributes)
+        )
+        return self._call("Upsert", req, timeout).upserted
+
+    def upsert_records(self, collection: str, records, timeout=None) -> int:
+        req = index_pb2.UpsertRequest(collection=collection, records=records)
+        return self._call("Upsert", req, timeout).upserted
+
+    def delete(self, collection: str, ids: Sequence[str]) -> int:
+        return self._call(
+            "Delete", index_pb2.DeleteRequest(collection=collection, ids=list(ids))
+        ).deleted
+
+    def get(self, collection: str, ids: Sequence[str], include_vectors: bool = False):
+        req = index_pb2.GetRequest(
+            collection=collection, ids=list(ids), include_vectors=include_vectors
+        )
+        return self._call("Get", req)
+
+    def count(self, collection: str) -> int:
+        return self._call("Count", index_pb2.CountRequest(collection=collection)).count
+
+    def stats(self, collection: str) -> index_pb2.GetStatsResponse:
+        return self._call("GetStats", index_pb2.GetStatsRequest(collection=collection))
+
+    def search(
+        self,
+        collection: str,
+        queries,
+        k: int = 10,
+        filter: common_pb2.Filter | None = None,
+        ef_search: int = 0,
+        nprobe: int = 0,
+        include_attributes: bool = False,
+        shards: Sequence[int] = (),
+        timeout=None,
+    ) -> list[list[SearchHit]]:
+        req = _search_request(
+            collection, queries, k, filter, ef_search, nprobe, include_attributes, shards
+        )
+        return _hits(self._call("Search", req, timeout))
+
+
+class AsyncIndexClient(AsyncClientBase):
+    stub_class = index_pb2_grpc.IndexServiceStub
+
+    async def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: str = "ip",
+        index_spec: str = "Flat",
+        num_shards: int = 1,
+        local_shards: Sequence[int] = (),
+    ) -> index_pb2.CollectionInfo:
+        req = _create_request(name, dim, metric, index_spec, num_shards, local_shards)
+        return (await self._call("CreateCollection", req)).collection
+
+    async def describe(self, name: str) -> index_pb2.CollectionInfo:
+        req = index_pb2.DescribeCollectionRequest(name=name)
+        return (await self._call("DescribeCollection", req)).collection
+
+    async def upsert_records(self, collection: str, records, timeout=None) -> int:
+        req = index_pb2.UpsertRequest(collection=collection, records=records)
+        return (await self._call("Upsert", req, timeout)).upserted
+
+    async def upsert(self, collection: str, ids, vectors, attributes=None, timeout=None) -> int:
+        return await self.upsert_records(collection, _records(ids, vectors, attributes), timeout)
+
+    async def delete(self, collection: str, ids: Sequence[str]) -> int:
+        req = index_pb2.DeleteRequest(collection=collection, ids=list(ids))
+        return (await self._call("Delete", req)).deleted
+
+    async def count(self, collection: str) -> int:
+        return (await self._call("Count", index_pb2.CountRequest(collection=collection))).count
+
+    async def search_raw(self, req: index_pb2.IndexServiceSearchRequest, timeout=None):
+        return await self._call("Search", req, timeout)
+
+    async def search(
+        self,
+        collection: str,
+        queries,
+        k: int = 10,
+        filter: common_pb2.Filter | None = None,
+        ef_search: int = 0,
+        nprobe: int = 0,
+        include_attributes: bool = False,
+        shards: Sequence[int] = (),
+        timeout=None,
+    ) -> list[list[SearchHit]]:
+        req = _search_request(
+            collection, queries, k, filter, ef_search, nprobe, include_attributes, shards
+        )
+        return _hits(await self.search_raw(req, timeout))
+
+
+@dataclass
+class FanoutResult:
+    hits: list[list[SearchHit]]
+    partial: bool  # some shards did not answer
+    failed_endpoints: list[str]
+
+
+class IndexFanout:
+    """A collection spread over several index-service processes (each holds some shards)."""
+
+    def __init__(self, targets: Sequence[str], timeout: float = 10.0):
+        self.clients = [AsyncIndexClient(t, timeout=timeout) for t in targets]
+        self.shard_owner: dict[str, dict[int, AsyncIndexClient]] = {}
+        self.metric: dict[str, str] = {}
+        self.num_shards: dict[str, int] = {}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.clients))
+
+    async def create_collection(
+        self, name: str, dim: int, metric: str = "ip", index_spec: str = "Flat", num_shards: int = 0
+    ) -> None:
+        """Create the collection on every process, splitting the shards evenly between them."""
+        n = num_shards or len(self.clients)
+        parts = np.array_split(np.arange(n), len(self.clients))
+        await asyncio.gather(
+            *(
+                c.create_collection(name, dim, metric, index_spec, n, [int(s) for s in part])
+                for c, part in zip(self.clients, parts, strict=True)
+            )
+        )
+        await self.refresh(name)
+
+    async def refresh(self, name: str) -> None:
+        infos = await asyncio.gather(*(c.describe(name) for c in self.clients))
+        owners: dict[int, AsyncIndexClient] = {}
+        for c, info in zip(self.clients, infos, strict=True):
+            for s in info.local_shards:
+                owners[s] = c
+        total = infos[0].num_shards
+        missing = sorted(set(range(total)) - set(owners))
+        if missing:
+            raise VitrineError(f"collection {name}: no endpoint holds shards {missing}")
+        self.shard_owner[name] = owners
+        self.num_shards[name] = total
+        self.metric[name] = "ip" if infos[0].metric == index_pb2.METRIC_INNER_PRODUCT else "l2"
+
+    async def _ensure(self, name: str) -> None:
+        if name not in self.shard_owner:
+            await self.refresh(name)
+
+    async def upsert_records(self, name: str, records: Sequence[index_pb2.Record]) -> int:
+        await self._ensure(name)
+        groups: dict[int, list[index_pb2.Record]] = {}
+        owners = self.shard_owner[name]
+        for r in records:
+            c = owners[shard_of(r.id, self.num_shards[name])]
+            groups.setdefault(id(c), []).append(r)
+        by_id = {id(c): c for c in self.clients}
+        done = await asyncio.gather(
+            *(by_id[k].upsert_records(name, rs) for k, rs in groups.items())
+        )
+        return sum(done)
+
+    async def upsert(self, name: str, ids, vectors, attributes=None) -> int:
+        return await self.upsert_records(name, _records(ids, vectors, attributes))
+
+    async def delete(self, name: str, ids: Sequence[str]) -> int:
+        await self._ensure(name)
+        owners = self.shard_owner[name]
+        groups: dict[int, list[str]] = {}
+        for rid in ids:
+            groups.setdefault(id(owners[shard_of(rid, self.num_shards[name])]), []).append(rid)
+        by_id = {id(c): c for c in self.clients}
+        return sum(await asyncio.gather(*(by_id[k].delete(name, rs) for k, rs in groups.items())))
+
+    async def search(
+        self,
+        name: str,
+        queries,
+        k: int = 10,
+        filter: common_pb2.Filter | None = None,
+        ef_search: int = 0,
+        nprobe: int = 0,
+        include_attributes: bool = False,
+        timeout: float | None = None,
+        allow_partial: bool = True,
+    ) -> FanoutResult:
+        await self._ensure(name)
+        req = _search_request(name, queries, k, filter, ef_search, nprobe, include_attributes, ())
+        answers = await asyncio.gather(
+            *(c.search_raw(req, timeout) for c in self.clients), return_exceptions=True
+        )
+        failed = [
+            c.target
+            for c, a in zip(self.clients, answers, strict=True)
+            if isinstance(a, BaseException)
+        ]
+        good = [a for a in answers if not isinstance(a, BaseException)]
+        if failed and (not allow_partial or not good):
+            first = next(a for a in answers if isinstance(a, BaseException))
+            raise first
+        higher = self.metric[name] == "ip"
+        per_endpoint = [_hits(a) for a in good]
+        merged = []
+        for q in range(len(req.queries.shape) and req.queries.shape[0]):
+            pool = [h for hits in per_endpoint for h in hits[q]]
+            pool.sort(key=(lambda h: (-h.score, h.id)) if higher else (lambda h: (h.score, h.id)))
+            merged.append(pool[:k])
+        return FanoutResult(merged, partial=bool(failed), failed_endpoints=failed)

@@ -1,0 +1,455 @@
+"""A collection: its local shards, write-ahead log, snapshots and recovery.
+
+Directory layout (``<data_dir>/<name>/``)::
+
+    collection.json                 # dim, metric, index spec, shards (written once, atomically)
+    wal-<first seq>.log             # write-ahead log files (see index_service.wal)
+    snapshot-<seq>/shard-<i>.*      # state of every local shard as of WAL seq <seq>
+
+Writes: :meth:`Collection.upsert` / :meth:`Collection.delete` queue their WAL entries; one flusher
+task writes and fsyncs everything queued (group commit), applies it to the shards in WAL order, and
+only then answers the callers. An acknowledged write is therefore on disk.
+
+Snapshots (when the WAL has grown by ``snapshot_wal_bytes``, and at shutdown): the flusher is
+paused, the WAL rotates to a new file, every shard's state is copied, the copy is written to
+``snapshot-<seq>.tmp/``, fsynced and renamed to ``snapshot-<seq>/``; then older snapshots and WAL
+files are deleted. Recovery loads the newest complete snapshot and replays WAL entries after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import zlib
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from index_service.attributes import Value, attrs_from_pb, attrs_to_pb
+from index_service.shard import IP, L2, SearchOptions, Shard
+from index_service.wal import OP_DELETE, OP_UPSERT, Wal, fsync_dir, replay
+from vitrine.serving.errors import FailedPrecondition, InvalidArgument
+from vitrine.v1 import index_pb2
+
+log = logging.getLogger("vitrine.index.collection")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+META = "collection.json"
+
+
+def shard_of(record_id: str, num_shards: int) -> int:
+    """Stable shard of an id: CRC-32 of its UTF-8 bytes modulo the shard count."""
+    return zlib.crc32(record_id.encode("utf-8")) % num_shards
+
+
+@dataclass
+class CollectionMeta:
+    name: str
+    dim: int
+    metric: str  # "ip" | "l2"
+    index_spec: str
+    num_shards: int
+    local_shards: list[int] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise InvalidArgument(f"name: {self.name!r} must match [a-z0-9][a-z0-9_-]{{0,63}}")
+        if not 1 <= self.dim <= 65536:
+            raise InvalidArgument(f"dim: {self.dim} must be in 1..65536")
+        if self.metric not in (IP, L2):
+            raise InvalidArgument("metric: must be METRIC_INNER_PRODUCT or METRIC_L2")
+        if not 1 <= self.num_shards <= 1024:
+            raise InvalidArgument(f"num_shards: {self.num_shards} must be in 1..1024")
+        bad = [s for s in self.local_shards if not 0 <= s < self.num_shards]
+        if bad:
+            raise InvalidArgument(f"local_shards: {bad} outside 0..{self.num_shards - 1}")
+        try:
+            faiss.index_factory(self.dim, self.index_spec, faiss.METRIC_L2)
+        except Exception as exc:  # faiss raises RuntimeError with a C++ message
+            raise InvalidArgument(
+                f"index_spec: faiss cannot build {self.index_spec!r}: {exc}"
+            ) from exc
+
+
+@dataclass
+class _Op:
+    op: int
+    bodies: list[bytes]
+    apply: tuple  # pre-decoded payload for the shards
+    future: asyncio.Future
+
+
+class Collection:
+    def __init__(
+        self,
+        meta: CollectionMeta,
+        directory: Path,
+        background: Executor,
+        *,
+        fsync: bool = True,
+        snapshot_wal_bytes: int = 256 * 1024 * 1024,
+        compact_ratio: float = 0.2,
+    ) -> None:
+        self.meta = meta
+        self.dir = directory
+        self.fsync = fsync
+        self.snapshot_wal_bytes = snapshot_wal_bytes
+        self._background = background
+        local = meta.local_shards or list(range(meta.num_shards))
+        self.meta.local_shards = sorted(local)
+        self.shards: dict[int, Shard] = {
+            s: Shard(
+                meta.dim,
+                meta.metric,
+                meta.index_spec,
+                compact_ratio=compact_ratio,
+                on_compact=self._schedule_rebuild,
+            )
+            for s in self.meta.local_shards
+        }
+        self.applied_seq = 0
+        self.snapshot_seq = 0
+        self.wal: Wal | None = None
+        self._queue: list[_Op] = []
+        self._flusher: asyncio.Task | None = None
+        self._snapshot_lock = threading.Lock()  # snapshot vs apply
+        self._wal_at_snapshot = 0
+        self.recovery_seconds = 0.0
+        self.replayed = 0
+        self.group_sizes: list[int] = []  # for metrics, drained by the service
+        self.dropped = False
+
+    # -- creation / recovery ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, meta: CollectionMeta, directory: Path, background: Executor, **kw):
+        meta.validate()
+        tmp = directory.with_name(f".{directory.name}.creating")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / META).write_text(json.dumps(asdict(meta), indent=2))
+        with open(tmp / META, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, directory)
+        fsync_dir(directory.parent)
+        c = cls(meta, directory, background, **kw)
+        c.wal = Wal(directory, 1, fsync=c.fsync)
+        return c
+
+    @classmethod
+    def open(cls, directory: Path, background: Executor, **kw) -> Collection:
+        t0 = time.perf_counter()
+        meta = CollectionMeta(**json.loads((directory / META).read_text()))
+        c = cls(meta, directory, background, **kw)
+        for tmp in directory.glob("snapshot-*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        snaps = sorted(
+            (int(p.name.split("-", 1)[1]), p)
+            for p in directory.glob("snapshot-*")
+            if p.is_dir() and not p.name.endswith(".tmp")
+        )
+        if snaps:
+            seq, path = snaps[-1]
+            for s, shard in c.shards.items():
+                _load_shard(shard, path, s)
+            c.applied_seq = c.snapshot_seq = seq
+        for entry in replay(directory, c.applied_seq):
+            c._apply_entries([entry])
+            c.replayed += 1
+        c.wal = Wal(directory, c.applied_seq + 1, fsync=c.fsync)
+        c.recovery_seconds = time.perf_counter() - t0
+        log.info(
+            "collection recovered",
+            extra={
+                "collection": meta.name,
+                "snapshot_seq": c.snapshot_seq,
+                "replayed_entries": c.replayed,
+                "records": c.count(),
+                "seconds": round(c.recovery_seconds, 3),
+            },
+        )
+        return c
+
+    # -- writes -------------------------------------------------------------------------------------------
+    def _check_vector(self, data: bytes, where: str) -> np.ndarray:
+        if len(data) != 4 * self.meta.dim:
+            raise InvalidArgument(
+                f"{where}.vector: {len(data)} bytes, expected {4 * self.meta.dim} "
+                f"(dim {self.meta.dim} float32)"
+            )
+        vec = np.frombuffer(data, dtype="<f4")
+        if not np.isfinite(vec).all():
+            raise InvalidArgument(f"{where}.vector: contains NaN or Inf")
+        return vec
+
+    def prepare_upsert(self, records) -> tuple[list[bytes], tuple]:
+        """Validate records (raising INVALID_ARGUMENT naming the item); returns WAL bodies."""
+        if not records:
+            raise InvalidArgument("records: empty")
+        ids, vecs, attrs = [], [], []
+        for i, r in enumerate(records):
+            where = f"records[{i}]"
+            if not r.id:
+                raise InvalidArgument(f"{where}.id: required")
+            if len(r.id.encode()) > 512:
+                raise InvalidArgument(f"{where}.id: longer than 512 bytes")
+            shard = shard_of(r.id, self.meta.num_shards)
+            if shard not in self.shards:
+                raise FailedPrecondition(
+                    f"{where}.id: {r.id!r} belongs to shard {shard}, which this process does not "
+                    f"hold (it holds {self.meta.local_shards})"
+                )
+            vecs.append(self._check_vector(r.vector, where))
+            attrs.append(attrs_from_pb(r.attributes, where))
+            ids.append(r.id)
+        bodies = [r.SerializeToString() for r in records]
+        return bodies, (ids, np.stack(vecs).astype(np.float32), attrs)
+
+    async def upsert(self, records) -> int:
+        bodies, payload = self.prepare_upsert(records)
+        await self._submit(OP_UPSERT, bodies, payload)
+        return len(bodies)
+
+    async def delete(self, ids: list[str]) -> int:
+        for i, rid in enumerate(ids):
+            if not rid:
+                raise InvalidArgument(f"ids[{i}]: empty id")
+        local = [rid for rid in ids if shard_of(rid, self.meta.num_shards) in self.shards]
+        if not local:
+            return 0
+        return await self._submit(OP_DELETE, [rid.encode() for rid in local], (local,))
+
+    async def _submit(self, op: int, bodies: list[bytes], payload: tuple):
+        if self.dropped:
+            raise FailedPrecondition(f"collection {self.meta.name} was dropped")
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append(_Op(op, bodies, payload, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(fut)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue, []
+            try:
+                results = await asyncio.to_thread(self._commit_and_apply, group)
+            except Exception as exc:  # disk full, I/O error: nobody in the group is acknowledged
+                log.exception("WAL commit failed", extra={"collection": self.meta.name})
+                for op in group:
+                    if not op.future.done():
+                        op.future.set_exception(exc)
+                continue
+            for op, res in zip(group, results, strict=True):
+                if not op.future.done():
+                    op.future.set_result(res)
+            if self.wal.bytes_written - self._wal_at_snapshot > self.snapshot_wal_bytes:
+                await asyncio.to_thread(self.snapshot)
+
+    def _commit_and_apply(self, group: list[_Op]) -> list:
+        with self._snapshot_lock:
+            entries, spans = [], []
+            for op in group:
+                es = self.wal.assign(op.op, op.bodies)
+                entries += es
+                spans.append(es)
+            self.wal.write(entries)  # durable from here
+            self.group_sizes.append(len(group))
+            results = []
+            for op in group:
+                if op.op == OP_UPSERT:
+                    self._apply_upsert(*op.apply)
+                    results.append(len(op.bodies))
+                else:
+                    results.append(self._apply_delete(*op.apply))
+            self.applied_seq = entries[-1].seq
+            return results
+
+    def _apply_upsert(self, ids, vectors, attrs) -> None:
+        by_shard: dict[int, list[int]] = {}
+        for i, rid in enumerate(ids):
+            by_shard.setdefault(shard_of(rid, self.meta.num_shards), []).append(i)
+        for s, rows in by_shard.items():
+            self.shards[s].upsert([ids[i] for i in rows], vectors[rows], [attrs[i] for i in rows])
+
+    def _apply_delete(self, ids) -> int:
+        by_shard: dict[int, list[str]] = {}
+        for rid in ids:
+            by_shard.setdefault(shard_of(rid, self.meta.num_shards), []).append(rid)
+        return sum(self.shards[s].delete(rs) for s, rs in by_shard.items() if s in self.shards)
+
+    def _apply_entries(self, entries) -> None:
+        """Replay WAL entries (recovery)."""
+        for e in entries:
+            if e.op == OP_UPSERT:
+                r = index_pb2.Record.FromString(e.body)
+                if shard_of(r.id, self.meta.num_shards) not in self.shards:
+                    continue
+                vec = np.frombuffer(r.vector, dtype="<f4").reshape(1, -1).astype(np.float32)
+                self._apply_upsert([r.id], vec, [attrs_from_pb(r.attributes, "wal")])
+            elif e.op == OP_DELETE:
+                self._apply_delete([e.body.decode()])
+            self.applied_seq = e.seq
+
+    def _schedule_rebuild(self, shard: Shard) -> None:
+        self._background.submit(shard.compact)
+
+    # -- snapshots ----------------------------------------------------------------------------------------
+    def snapshot(self) -> int:
+        """Write a snapshot of every local shard as of the current seq; returns it."""
+        with self._snapshot_lock:
+            seq = self.applied_seq
+            if seq == self.snapshot_seq:
+                return seq
+            self.wal.rotate()
+            self._wal_at_snapshot = self.wal.bytes_written
+            copies = {s: _copy_shard(shard) for s, shard in self.shards.items()}
+        t0 = time.perf_counter()
+        tmp = self.dir / f"snapshot-{seq:020d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for s, copy in copies.items():
+            _write_shard(copy, tmp, s)
+        fsync_dir(tmp)
+        final = self.dir / f"snapshot-{seq:020d}"
+        os.replace(tmp, final)
+        fsync_dir(self.dir)
+        for old in self.dir.glob("snapshot-*"):
+            if old != final and not old.name.endswith(".tmp"):
+                shutil.rmtree(old, ignore_errors=True)
+        self.snapshot_seq = seq
+        self.wal.drop_through(seq)
+        log.info(
+            "snapshot written",
+            extra={
+                "collection": self.meta.name,
+                "seq": seq,
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
+        )
+        return seq
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def check_queries(self, queries: np.ndarray) -> None:
+        if queries.ndim != 2 or queries.shape[1] != self.meta.dim:
+            raise InvalidArgument(
+                f"queries: shape {list(queries.shape)}, expected [n, {self.meta.dim}]"
+            )
+        if len(queries) == 0:
+            raise InvalidArgument("queries: empty")
+        if not np.isfinite(queries).all():
+            raise InvalidArgument("queries: contain NaN or Inf")
+
+    def search_shard(self, s: int, queries, k, flt, opts: SearchOptions):
+        scores, labels, st = self.shards[s].search(queries, k, flt, opts)
+        return scores, [[st.ids[x] for x in row] for row in labels], labels, st
+
+    def count(self) -> int:
+        return sum(s.count() for s in self.shards.values())
+
+    def info(self) -> index_pb2.CollectionInfo:
+        return index_pb2.CollectionInfo(
+            name=self.meta.name,
+            dim=self.meta.dim,
+            metric=index_pb2.METRIC_INNER_PRODUCT
+            if self.meta.metric == IP
+            else index_pb2.METRIC_L2,
+            index_spec=self.meta.index_spec,
+            num_shards=self.meta.num_shards,
+            local_shards=self.meta.local_shards,
+            count=self.count(),
+        )
+
+    def get(self, ids: list[str]) -> dict[str, tuple[np.ndarray, dict[str, Value]]]:
+        by_shard: dict[int, list[str]] = {}
+        for rid in ids:
+            s = shard_of(rid, self.meta.num_shards)
+            if s in self.shards:
+                by_shard.setdefault(s, []).append(rid)
+        out = {}
+        for s, rs in by_shard.items():
+            out.update(self.shards[s].get(rs))
+        return out
+
+    async def close(self, snapshot: bool = True) -> None:
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.sleep(0.01)
+        for shard in self.shards.values():
+            await asyncio.to_thread(shard.wait_idle)
+        if snapshot and not self.dropped:
+            await asyncio.to_thread(self.snapshot)
+        if self.wal:
+            self.wal.close()
+
+
+# -- shard (de)serialisation ----------------------------------------------------------------------------------
+@dataclass
+class _ShardCopy:
+    vectors: np.ndarray
+    live: np.ndarray
+    ids: list[str]
+    attrs: list[dict]
+    index: bytes | None
+
+
+def _copy_shard(shard: Shard) -> _ShardCopy:
+    with shard.lock.read():
+        st = shard.state
+        return _ShardCopy(
+            st.vectors[: st.n].copy(),
+            st.live[: st.n].copy(),
+            list(st.ids),
+            list(st.attrs),
+            faiss.serialize_index(st.index).tobytes() if st.index is not None else None,
+        )
+
+
+def _write_shard(copy: _ShardCopy, directory: Path, s: int) -> None:
+    def write(name: str, fn) -> None:
+        with open(directory / name, "wb") as f:
+            fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    write(f"shard-{s}.vectors.npy", lambda f: np.save(f, copy.vectors))
+    write(f"shard-{s}.live.npy", lambda f: np.save(f, copy.live))
+    records = [{"id": i, "a": a} for i, a in zip(copy.ids, copy.attrs, strict=True)]
+    write(f"shard-{s}.records.json", lambda f: f.write(json.dumps(records).encode()))
+    if copy.index is not None:
+        write(f"shard-{s}.faiss", lambda f: f.write(copy.index))
+
+
+def _load_shard(shard: Shard, directory: Path, s: int) -> None:
+    from index_service.shard import _State
+
+    vectors = np.load(directory / f"shard-{s}.vectors.npy")
+    live = np.load(directory / f"shard-{s}.live.npy")
+    records = json.loads((directory / f"shard-{s}.records.json").read_text())
+    st = _State.empty(shard.dim)
+    st.reserve(len(vectors))
+    st.vectors[: len(vectors)] = vectors
+    st.live[: len(live)] = live
+    st.n = len(vectors)
+    for label, rec in enumerate(records):
+        st.ids.append(rec["id"])
+        st.attrs.append(rec["a"])
+        st.attr_index.add(label, rec["a"])
+        if live[label]:
+            st.label_of[rec["id"]] = label
+    st.tombstones = int(st.n - live.sum())
+    path = directory / f"shard-{s}.faiss"
+    if path.exists():
+        st.index = faiss.read_index(str(path))
+    elif not shard.needs_training:
+        st.index = shard.build_index(vectors)
+    shard.state = st
+
+
+def attrs_pb(attrs):  # re-exported for the servicer
+    return attrs_to_pb(attrs)

@@ -1,0 +1,41 @@
+"""Index service settings (flags, ``VITRINE_*`` env, YAML; see :mod:`vitrine.serving.config`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from vitrine.serving.config import ConfigError, ServerConfig
+
+
+@dataclass
+class IndexConfig(ServerConfig):
+    port: int = 50052
+    metrics_port: int = 9402
+    data_dir: str = "data/index"
+    fsync: bool = True  # fsync the WAL before acknowledging writes (turn off only for tests)
+    snapshot_wal_mb: int = 256  # snapshot once the WAL has grown this much
+    compact_ratio: float = 0.2  # rebuild a shard once this fraction of its labels are tombstones
+    exact_max: int = 20_000  # filtered searches selecting at most this many records run exactly
+    search_threads: int = 0  # threads searching shards in parallel; 0 = cores
+    gpu: str = "auto"  # auto | off: put Flat/IVF shards on GPUs when faiss sees them
+    max_k: int = 1024
+    max_queries: int = 1024
+    max_records_per_request: int = 10_000
+
+    def validate(self) -> None:
+        super().validate()
+        if self.snapshot_wal_mb < 1:
+            raise ConfigError("snapshot_wal_mb: must be >= 1")
+        if not 0 < self.compact_ratio < 1:
+            raise ConfigError("compact_ratio: must be between 0 and 1")
+        if self.exact_max < 0 or self.search_threads < 0:
+            raise ConfigError("exact_max/search_threads: must be >= 0")
+        if self.gpu not in ("auto", "off"):
+            raise ConfigError("gpu: must be auto or off")
+        if self.max_k < 1 or self.max_queries < 1 or self.max_records_per_request < 1:
+            raise ConfigError("max_k/max_queries/max_records_per_request: must be >= 1")
+
+    @property
+    def threads(self) -> int:
+        return self.search_threads or (os.cpu_count() or 1)

@@ -1,0 +1,158 @@
+"""The index service as plain Python: collections, writes, parallel shard search and merge."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index_service.collection import META, Collection, CollectionMeta
+from index_service.config import IndexConfig
+from index_service.shard import IP, SearchOptions
+from vitrine.serving.errors import AlreadyExists, InvalidArgument, NotFound
+
+log = logging.getLogger("vitrine.index")
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    attributes: dict | None = None
+
+
+def merge_topk(per_shard: list[list[tuple[float, str, object]]], k: int, higher_better: bool):
+    """Merge per-shard best-first hit lists into one top-k (ties broken by id for stability)."""
+    if higher_better:
+        return heapq.nsmallest(k, (h for hs in per_shard for h in hs), key=lambda h: (-h[0], h[1]))
+    return heapq.nsmallest(k, (h for hs in per_shard for h in hs), key=lambda h: (h[0], h[1]))
+
+
+class IndexStore:
+    def __init__(self, config: IndexConfig):
+        self.config = config
+        self.root = Path(config.data_dir)
+        self.collections: dict[str, Collection] = {}
+        self._search_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="search")
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="rebuild")
+        self._lock = asyncio.Lock()
+
+    def _kw(self) -> dict:
+        return {
+            "fsync": self.config.fsync,
+            "snapshot_wal_bytes": self.config.snapshot_wal_mb * 1024 * 1024,
+            "compact_ratio": self.config.compact_ratio,
+        }
+
+    async def start(self) -> None:
+        """Recover every collection on disk (snapshot + WAL replay)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for d in sorted(self.root.iterdir()):
+            if d.name.startswith("."):
+                if d.name.endswith((".creating", ".dropping")):
+                    shutil.rmtree(d, ignore_errors=True)
+                continue
+            if (d / META).is_file():
+                c = await asyncio.to_thread(Collection.open, d, self._background, **self._kw())
+                self.collections[c.meta.name] = c
+
+    async def close(self) -> None:
+        for c in list(self.collections.values()):
+            await c.close(snapshot=True)
+        self._background.shutdown(wait=True)
+        self._search_pool.shutdown(wait=True)
+
+    def get(self, name: str) -> Collection:
+        if not name:
+            raise InvalidArgument("collection: required")
+        c = self.collections.get(name)
+        if c is None:
+            raise NotFound(f"collection {name!r} does not exist")
+        return c
+
+    async def create(self, meta: CollectionMeta) -> Collection:
+        async with self._lock:
+            meta.validate()
+            if meta.name in self.collections:
+                raise AlreadyExists(f"collection {meta.name!r} already exists")
+            c = await asyncio.to_thread(
+                Collection.create, meta, self.root / meta.name, self._background, **self._kw()
+            )
+            self.collections[meta.name] = c
+            log.info("collection created", extra={"collection": meta.name, "spec": meta.index_spec})
+            return c
+
+    async def drop(self, name: str) -> bool:
+        async with self._lock:
+            c = self.collections.pop(name, None)
+            if c is None:
+                return False
+            c.dropped = True
+            await c.close(snapshot=False)
+            tomb = self.root / f".{name}.dropping"
+            c.dir.rename(tomb)
+            await asyncio.to_thread(shutil.rmtree, tomb, True)
+            return True
+
+    async def search(
+        self,
+        name: str,
+        queries: np.ndarray,
+        k: int,
+        flt=None,
+        opts: SearchOptions | None = None,
+        shards: list[int] | None = None,
+        include_attributes: bool = False,
+    ) -> tuple[list[list[Hit]], list[int]]:
+        c = self.get(name)
+        if not 1 <= k <= self.config.max_k:
+            raise InvalidArgument(f"k: {k} must be in 1..{self.config.max_k}")
+        if len(queries) > self.config.max_queries:
+            raise InvalidArgument(f"queries: more than {self.config.max_queries} rows")
+        c.check_queries(queries)
+        targets = shards or c.meta.local_shards
+        missing = [s for s in targets if s not in c.shards]
+        if missing:
+            raise InvalidArgument(f"shards: {missing} not held by this process")
+        opts = opts or SearchOptions(exact_max=self.config.exact_max)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        loop = asyncio.get_running_loop()
+        if len(targets) == 1:
+            parts = [
+                await loop.run_in_executor(
+                    self._search_pool, c.search_shard, targets[0], queries, k, flt, opts
+                )
+            ]
+        else:
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        self._search_pool, c.search_shard, s, queries, k, flt, opts
+                    )
+                    for s in targets
+                )
+            )
+        higher = c.meta.metric == IP
+        results = []
+        for q in range(len(queries)):
+            per_shard = [
+                [
+                    (sc, rid, (st, label))
+                    for sc, rid, label in zip(scores[q], ids[q], labels[q], strict=True)
+                ]
+                for scores, ids, labels, st in parts
+            ]
+            merged = merge_topk(per_shard, k, higher)
+            results.append(
+                [
+                    Hit(rid, float(sc), st.attrs[label] if include_attributes else None)
+                    for sc, rid, (st, label) in merged
+                ]
+            )
+        return results, list(targets)

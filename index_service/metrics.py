@@ -1,0 +1,92 @@
+"""Index-specific Prometheus metrics (labelled by collection name, never by record id)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from vitrine.serving.metrics import LATENCY_BUCKETS
+
+
+class IndexMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.search_time = Histogram(
+            "vitrine_index_search_duration_seconds",
+            "Search time inside the service (all shards, merge included).",
+            ["collection"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.queries = Counter(
+            "vitrine_index_queries_total",
+            "Query vectors searched.",
+            ["collection"],
+            registry=registry,
+        )
+        self.upserted = Counter(
+            "vitrine_index_upserted_records_total",
+            "Records written (acknowledged after fsync).",
+            ["collection"],
+            registry=registry,
+        )
+        self.deleted = Counter(
+            "vitrine_index_deleted_records_total",
+            "Records deleted.",
+            ["collection"],
+            registry=registry,
+        )
+        self.commit_group = Histogram(
+            "vitrine_index_wal_group_requests",
+            "Write requests made durable by one WAL fsync (group commit).",
+            ["collection"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=registry,
+        )
+        self.records = Gauge(
+            "vitrine_index_records",
+            "Live records in local shards.",
+            ["collection"],
+            registry=registry,
+        )
+        self.tombstones = Gauge(
+            "vitrine_index_tombstones",
+            "Deleted/replaced records awaiting compaction.",
+            ["collection"],
+            registry=registry,
+        )
+        self.memory = Gauge(
+            "vitrine_index_memory_bytes",
+            "Approximate memory of local shards (vectors, index, masks).",
+            ["collection"],
+            registry=registry,
+        )
+        self.recovery = Gauge(
+            "vitrine_index_recovery_duration_seconds",
+            "Start-up time spent loading the snapshot and replaying the WAL.",
+            ["collection"],
+            registry=registry,
+        )
+        self.rebuilds = Gauge(
+            "vitrine_index_rebuilds",
+            "Background rebuilds (compaction/training) completed since start.",
+            ["collection"],
+            registry=registry,
+        )
+
+    def refresh(self, collection) -> None:
+        name = collection.meta.name
+        shards = collection.shards.values()
+        self.records.labels(name).set(collection.count())
+        self.tombstones.labels(name).set(sum(s.state.tombstones for s in shards))
+        self.memory.labels(name).set(sum(s.memory_bytes() for s in shards))
+        self.recovery.labels(name).set(collection.recovery_seconds)
+        self.rebuilds.labels(name).set(sum(s.compactions for s in shards))
+        sizes, collection.group_sizes = collection.group_sizes, []
+        for n in sizes:
+            self.commit_group.labels(name).observe(n)
+
+    def forget(self, name: str) -> None:
+        for metric in (self.records, self.tombstones, self.memory, self.recovery, self.rebuilds):
+            with contextlib.suppress(KeyError):
+                metric.remove(name)

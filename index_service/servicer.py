@@ -1,0 +1,172 @@
+"""Thin gRPC servicer over :class:`index_service.core.IndexStore`."""
+
+from __future__ import annotations
+
+import time
+
+from index_service.attributes import attrs_to_pb
+from index_service.collection import CollectionMeta
+from index_service.core import IndexStore
+from index_service.metrics import IndexMetrics
+from index_service.shard import IP, L2, SearchOptions
+from vitrine.serving.errors import InvalidArgument
+from vitrine.serving.grpc_app import rpc
+from vitrine.serving.metrics import RpcMetrics
+from vitrine.tensors import from_tensor
+from vitrine.v1 import index_pb2, index_pb2_grpc
+
+_METRICS = {index_pb2.METRIC_INNER_PRODUCT: IP, index_pb2.METRIC_L2: L2}
+
+
+class IndexServicer(index_pb2_grpc.IndexServiceServicer):
+    def __init__(self, store: IndexStore, metrics: RpcMetrics, index_metrics: IndexMetrics):
+        self.store = store
+        self.metrics = metrics
+        self.index_metrics = index_metrics
+
+    @rpc
+    async def CreateCollection(self, request, context):
+        if request.metric not in _METRICS:
+            raise InvalidArgument("metric: must be METRIC_INNER_PRODUCT or METRIC_L2")
+        meta = CollectionMeta(
+            name=request.name,
+            dim=request.dim,
+            metric=_METRICS[request.metric],
+            index_spec=request.index_spec or "Flat",
+            num_shards=request.num_shards or 1,
+            local_shards=sorted(set(request.local_shards)),
+        )
+        c = await self.store.create(meta)
+        self.index_metrics.refresh(c)
+        return index_pb2.CreateCollectionResponse(collection=c.info())
+
+    @rpc
+    async def ListCollections(self, request, context):
+        return index_pb2.ListCollectionsResponse(
+            collections=[self.store.collections[n].info() for n in sorted(self.store.collections)]
+        )
+
+    @rpc
+    async def DescribeCollection(self, request, context):
+        return index_pb2.DescribeCollectionResponse(collection=self.store.get(request.name).info())
+
+    @rpc
+    async def DropCollection(self, request, context):
+        dropped = await self.store.drop(request.name)
+        if dropped:
+            self.index_metrics.forget(request.name)
+        return index_pb2.DropCollectionResponse(dropped=dropped)
+
+    @rpc
+    async def Upsert(self, request, context):
+        c = self.store.get(request.collection)
+        if len(request.records) > self.store.config.max_records_per_request:
+            raise InvalidArgument(
+                f"records: {len(request.records)} > {self.store.config.max_records_per_request}"
+            )
+        n = await c.upsert(request.records)
+        self.index_metrics.upserted.labels(c.meta.name).inc(n)
+        self.index_metrics.refresh(c)
+        return index_pb2.UpsertResponse(upserted=n)
+
+    @rpc
+    async def Delete(self, request, context):
+        c = self.store.get(request.collection)
+        n = await c.delete(list(request.ids))
+        self.index_metrics.deleted.labels(c.meta.name).inc(n)
+        self.index_metrics.refresh(c)
+        return index_pb2.DeleteResponse(deleted=n)
+
+    @rpc
+    async def Get(self, request, context):
+        c = self.store.get(request.collection)
+        found = c.get(list(request.ids))
+        records, missing = [], []
+        for rid in request.ids:
+            if rid in found:
+                vec, attrs = found[rid]
+                records.append(
+                    index_pb2.Record(
+                        id=rid,
+                        vector=vec.astype("<f4").tobytes() if request.include_vectors else b"",
+                        attributes=attrs_to_pb(attrs),
+                    )
+                )
+            else:
+                missing.append(rid)
+        return index_pb2.GetResponse(records=records, missing_ids=missing)
+
+    @rpc
+    async def Count(self, request, context):
+        return index_pb2.CountResponse(count=self.store.get(request.collection).count())
+
+    @rpc
+    async def GetStats(self, request, context):
+        c = self.store.get(request.collection)
+        shards = [
+            index_pb2.ShardStats(
+                shard=s,
+                num_vectors=sh.count(),
+                memory_bytes=sh.memory_bytes(),
+                tombstones=sh.state.tombstones,
+                rebuilds=sh.compactions,
+                trained=sh.state.index is not None,
+            )
+            for s, sh in sorted(c.shards.items())
+        ]
+        self.index_metrics.refresh(c)
+        return index_pb2.GetStatsResponse(
+            collection=c.meta.name,
+            shards=shards,
+            total_vectors=sum(s.num_vectors for s in shards),
+            total_memory_bytes=sum(s.memory_bytes for s in shards),
+            recovery_seconds=c.recovery_seconds,
+            replayed_entries=c.replayed,
+            snapshot_seq=c.snapshot_seq,
+        )
+
+    @rpc
+    async def Search(self, request, context):
+        t0 = time.perf_counter()
+        c = self.store.get(request.collection)
+        try:
+            queries = from_tensor(request.queries, "queries")
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        if queries.ndim == 1:
+            queries = queries.reshape(1, -1)
+        if request.params.ef_search < 0 or request.params.nprobe < 0:
+            raise InvalidArgument("params: ef_search and nprobe must be >= 0")
+        opts = SearchOptions(
+            ef_search=request.params.ef_search,
+            nprobe=request.params.nprobe,
+            exact_max=self.store.config.exact_max,
+        )
+        results, searched = await self.store.search(
+            c.meta.name,
+            queries,
+            request.k,
+            request.filter if request.HasField("filter") else None,
+            opts,
+            list(request.shards),
+            request.include_attributes,
+        )
+        resp = index_pb2.IndexServiceSearchResponse(
+            results=[
+                index_pb2.QueryResult(
+                    hits=[
+                        index_pb2.Hit(
+                            id=h.id,
+                            score=h.score,
+                            attributes=attrs_to_pb(h.attributes) if h.attributes else None,
+                        )
+                        for h in hits
+                    ]
+                )
+                for hits in results
+            ],
+            shards_searched=searched,
+        )
+        self.index_metrics.search_time.labels(c.meta.name).observe(time.perf_counter() - t0)
+        self.index_metrics.queries.labels(c.meta.name).inc(len(queries))
+        return resp
