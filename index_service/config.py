@@ -18,7 +18,6 @@ class IndexConfig(ServerConfig):
     compact_ratio: float = 0.2  # rebuild a shard once this fraction of its labels are tombstones
     exact_max: int = 20_000  # filtered searches selecting at most this many records run exactly
     search_threads: int = 0  # threads searching shards in parallel; 0 = cores
-    gpu: str = "auto"  # auto | off: put Flat/IVF shards on GPUs when faiss sees them
     max_k: int = 1024
     max_queries: int = 1024
     max_records_per_request: int = 10_000
@@ -31,8 +30,6 @@ class IndexConfig(ServerConfig):
             raise ConfigError("compact_ratio: must be between 0 and 1")
         if self.exact_max < 0 or self.search_threads < 0:
             raise ConfigError("exact_max/search_threads: must be >= 0")
-        if self.gpu not in ("auto", "off"):
-            raise ConfigError("gpu: must be auto or off")
         if self.max_k < 1 or self.max_queries < 1 or self.max_records_per_request < 1:
             raise ConfigError("max_k/max_queries/max_records_per_request: must be >= 1")
 

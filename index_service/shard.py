@@ -35,6 +35,7 @@ from index_service.rwlock import RWLock
 log = logging.getLogger("vitrine.index.shard")
 
 IP, L2 = "ip", "l2"
+TRAIN_SAMPLE = 100_000  # vectors used to train IVF/PQ quantizers
 
 
 @dataclass
@@ -151,7 +152,11 @@ class Shard:
         if not index.is_trained:
             if len(vectors) < self.train_min:
                 return None
-            index.train(vectors)
+            sample = vectors
+            if len(vectors) > TRAIN_SAMPLE:  # k-means needs a sample, not everything
+                pick = np.random.default_rng(0).choice(len(vectors), TRAIN_SAMPLE, replace=False)
+                sample = vectors[np.sort(pick)]
+            index.train(sample)
         if len(vectors):
             index.add(vectors)
         return index

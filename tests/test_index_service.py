@@ -425,7 +425,7 @@ def test_health_metrics_and_grpcurl(server, client):
     with pytest.raises(errors.NotFound):
         client.count("nope")
     text = scrape(server.server.metrics_port)
-    assert 'vitrine_index_records{collection="p"} 200.0' in text
+    assert 'vitrine_index_records{collection="p"} 200.0' in text, text
     assert (
         'vitrine_grpc_requests_total{code="NOT_FOUND",method="Count",service="index"} 1.0' in text
     )

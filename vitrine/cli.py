@@ -325,7 +325,6 @@ def serve_index(
     search_threads: Annotated[
         int | None, typer.Option(help="Threads searching shards in parallel (0 = cores).")
     ] = None,
-    gpu: Annotated[str | None, typer.Option(help="auto or off.")] = None,
     ready_file: ReadyFileOpt = None,
 ) -> None:
     """Serve sharded, durable FAISS collections over gRPC (vitrine.v1.IndexService)."""
