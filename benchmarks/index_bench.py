@@ -297,16 +297,17 @@ def filtered_truth(base, queries, cats, cat_value):
     return labels[i]
 
 
-def milvus(spec_kind, base, queries, truth, cats, params, seconds, tmp: Path) -> dict:
+def milvus(spec_kind, base, queries, truth, cats, params, seconds, tmp: Path, nq: int) -> dict:
     if not PEER_PY.exists() or not (ROOT / "benchmarks/peers/milvus_peer.py").exists():
         return {"skipped": "run benchmarks/peers/setup.sh (milvus-lite)"}
     d = tmp / f"milvus-{time.monotonic_ns()}"
     d.mkdir()
     np.save(d / "base.npy", base)
-    np.save(d / "queries.npy", queries)
-    np.save(d / "gt.npy", truth.astype(np.int64))
+    # Milvus Lite scans in Python: its recall passes get the first ``nq`` queries only.
+    np.save(d / "queries.npy", queries[:nq])
+    np.save(d / "gt.npy", truth[:nq].astype(np.int64))
     np.save(d / "attrs.npy", cats.astype(np.int64))
-    np.save(d / "gt_filtered.npy", filtered_truth(base, queries, cats, 3).astype(np.int64))
+    np.save(d / "gt_filtered.npy", filtered_truth(base, queries[:nq], cats, 3).astype(np.int64))
     index = {"Flat": "FLAT", "HNSW32": "HNSW"}.get(spec_kind, "IVF_PQ")
     args = [
         str(PEER_PY),
@@ -325,6 +326,12 @@ def milvus(spec_kind, base, queries, truth, cats, params, seconds, tmp: Path) ->
         "1,8",
         "--out",
         str(d / "result.json"),
+        "--filter-field",
+        "cat",
+        "--filter-value",
+        "3",
+        "--pq-fallback",  # Milvus Lite 3.x has no IVF_PQ: IVF_SQ8 with the same nlist/nprobe
+        "IVF_SQ8",
     ]
     if index == "HNSW":
         args += [
@@ -383,6 +390,10 @@ def main() -> None:
     ap.add_argument("--specs", default="Flat,HNSW32,IVFPQ")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--milvus-queries", type=int, default=200, help="queries in its recall passes")
+    ap.add_argument(
+        "--milvus-queries", type=int, default=200, help="queries in Milvus recall passes"
+    )
     ap.add_argument("--skip", default="", help="e.g. 'HNSW32@1000000,milvus'")
     ap.add_argument(
         "--catalog", type=Path, default=None, help="also run on the real catalog's embeddings"
@@ -431,7 +442,15 @@ def main() -> None:
                     {"skipped": "--skip milvus"}
                     if "milvus" in skip
                     else milvus(
-                        kind, base, queries, truth, cats, limit["params"], args.seconds, tmp
+                        kind,
+                        base,
+                        queries,
+                        truth,
+                        cats,
+                        limit["params"],
+                        args.seconds,
+                        tmp,
+                        args.milvus_queries,
                     )
                 )
                 print("  milvus ", json.dumps(peer)[:2000], flush=True)

@@ -21,7 +21,7 @@ import numpy as np
 from index_service.attributes import Value, attrs_from_pb, attrs_to_pb
 from index_service.collection import shard_of
 from vitrine.serving.client import AsyncClientBase, SyncClientBase
-from vitrine.serving.errors import VitrineError
+from vitrine.serving.errors import DeadlineExceeded, Unavailable, VitrineError
 from vitrine.tensors import to_tensor
 from vitrine.v1 import common_pb2, index_pb2, index_pb2_grpc
 
@@ -181,6 +181,12 @@ class AsyncIndexClient(AsyncClientBase):
     async def count(self, collection: str) -> int:
         return (await self._call("Count", index_pb2.CountRequest(collection=collection))).count
 
+    async def get(self, collection: str, ids: Sequence[str], include_vectors: bool = False):
+        req = index_pb2.GetRequest(
+            collection=collection, ids=list(ids), include_vectors=include_vectors
+        )
+        return await self._call("Get", req)
+
     async def search_raw(self, req: index_pb2.IndexServiceSearchRequest, timeout=None):
         return await self._call("Search", req, timeout)
 
@@ -278,6 +284,17 @@ class IndexFanout:
         by_id = {id(c): c for c in self.clients}
         return sum(await asyncio.gather(*(by_id[k].delete(name, rs) for k, rs in groups.items())))
 
+    async def existing(self, name: str, ids: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` that the collection holds."""
+        await self._ensure(name)
+        owners = self.shard_owner[name]
+        groups: dict[int, list[str]] = {}
+        for rid in ids:
+            groups.setdefault(id(owners[shard_of(rid, self.num_shards[name])]), []).append(rid)
+        by_id = {id(c): c for c in self.clients}
+        answers = await asyncio.gather(*(by_id[k].get(name, rs) for k, rs in groups.items()))
+        return {r.id for a in answers for r in a.records}
+
     async def search(
         self,
         name: str,
@@ -289,12 +306,31 @@ class IndexFanout:
         include_attributes: bool = False,
         timeout: float | None = None,
         allow_partial: bool = True,
+        retries: int = 0,
     ) -> FanoutResult:
+        """Search every endpoint concurrently and merge; UNAVAILABLE is retried ``retries`` times.
+
+        With ``allow_partial`` the answers of the endpoints that did reply are merged and the
+        result is flagged ``partial``; otherwise the first failure is raised.
+        """
         await self._ensure(name)
         req = _search_request(name, queries, k, filter, ef_search, nprobe, include_attributes, ())
-        answers = await asyncio.gather(
-            *(c.search_raw(req, timeout) for c in self.clients), return_exceptions=True
-        )
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+        async def one(c: AsyncIndexClient):
+            for attempt in range(retries + 1):
+                left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if left is not None and left <= 0:
+                    raise DeadlineExceeded(f"{c.target}: deadline passed")
+                try:
+                    return await c.search_raw(req, left)
+                except Unavailable:
+                    if attempt == retries:
+                        raise
+                    await asyncio.sleep(0.02 * 2**attempt)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        answers = await asyncio.gather(*(one(c) for c in self.clients), return_exceptions=True)
         failed = [
             c.target
             for c, a in zip(self.clients, answers, strict=True)

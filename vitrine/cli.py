@@ -342,5 +342,37 @@ def serve_index(
     main(cfg, ready_file)
 
 
+@serve_app.command("gateway")
+def serve_gateway(
+    encoder: Annotated[str | None, typer.Option(help="Encoder service address.")] = None,
+    index: Annotated[
+        list[str] | None,
+        typer.Option("--index", help="Index service address; repeat for each process."),
+    ] = None,
+    collection: Annotated[str | None, typer.Option(help="Product collection name.")] = None,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    allow_partial: Annotated[
+        bool | None, typer.Option(help="Answer with partial results when a shard is down.")
+    ] = None,
+    ready_file: ReadyFileOpt = None,
+) -> None:
+    """Serve the public product-search API (vitrine.v1.SearchService)."""
+    params = dict(locals())
+    from gateway.config import GatewayConfig
+    from gateway.server import main
+    from vitrine.serving.config import ConfigError, load_config
+
+    overrides = {k: v for k, v in params.items() if k not in ("config", "ready_file", "index")}
+    overrides["index_endpoints"] = index or None
+    try:
+        cfg = load_config(GatewayConfig, config, overrides)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    main(cfg, ready_file)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -64,7 +64,7 @@ def metric_value(text: str, name: str, **labels) -> float:
 class ServerProcess:
     """``vitrine serve ...`` as a child process; ports read back from ``--ready-file``."""
 
-    def __init__(self, args: list[str], tmp: Path, env: dict | None = None):
+    def __init__(self, args: list[str], tmp: Path, env: dict | None = None, port: int = 0):
         self.ready_file = tmp / f"ready-{time.monotonic_ns()}.json"
         self.args = [
             sys.executable,
@@ -72,7 +72,7 @@ class ServerProcess:
             "vitrine.cli",
             *args,
             "--port",
-            "0",
+            str(port),
             "--metrics-port",
             "0",
             "--ready-file",

@@ -1,0 +1,121 @@
+"""Python clients for the gateway's public search API (blocking and asyncio).
+
+with SearchClient("127.0.0.1:50050") as shop:
+    page = shop.search(text="navy blue men shirt", k=10, filter=eq("gender", "Men"))
+    for r in page.results: print(r.product_id, r.caption, r.score)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from index_service.attributes import attrs_to_pb
+from vitrine.serving.client import AsyncClientBase, SyncClientBase
+from vitrine.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+
+def product(pid: str, title: str, attributes: dict | None = None, image: bytes = b""):
+    return gateway_pb2.Product(
+        id=pid, title=title, attributes=attrs_to_pb(attributes or {}), image=image
+    )
+
+
+def _search_request(
+    text, image, k, filter, page_size, page_token, text_weight, image_weight, include_attributes
+):
+    return gateway_pb2.SearchRequest(
+        text=text,
+        image=image,
+        k=k,
+        filter=filter,
+        page_size=page_size,
+        page_token=page_token,
+        weights=gateway_pb2.CompositeWeights(text_weight=text_weight, image_weight=image_weight),
+        include_attributes=include_attributes,
+    )
+
+
+class SearchClient(SyncClientBase):
+    stub_class = gateway_pb2_grpc.SearchServiceStub
+
+    def search(
+        self,
+        text: str = "",
+        image: bytes = b"",
+        k: int = 0,
+        filter: common_pb2.Filter | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        text_weight: float = 0.0,
+        image_weight: float = 0.0,
+        include_attributes: bool = True,
+        timeout: float | None = None,
+    ) -> gateway_pb2.SearchResponse:
+        req = _search_request(
+            text,
+            image,
+            k,
+            filter,
+            page_size,
+            page_token,
+            text_weight,
+            image_weight,
+            include_attributes,
+        )
+        return self._call("Search", req, timeout)
+
+    def upsert(
+        self, products: Sequence[gateway_pb2.Product], timeout=None
+    ) -> list[gateway_pb2.ItemStatus]:
+        req = gateway_pb2.UpsertProductsRequest(products=list(products))
+        return list(self._call("UpsertProducts", req, timeout).statuses)
+
+    def ingest(self, batches: Iterable[Sequence[gateway_pb2.Product]], timeout=None):
+        def requests() -> Iterator[gateway_pb2.IngestProductsRequest]:
+            for b in batches:
+                yield gateway_pb2.IngestProductsRequest(products=list(b))
+
+        return self._call("IngestProducts", requests(), timeout)
+
+    def delete(self, ids: Sequence[str]) -> list[gateway_pb2.ItemStatus]:
+        return list(
+            self._call("DeleteProducts", gateway_pb2.DeleteProductsRequest(ids=list(ids))).statuses
+        )
+
+
+class AsyncSearchClient(AsyncClientBase):
+    stub_class = gateway_pb2_grpc.SearchServiceStub
+
+    async def search(
+        self,
+        text: str = "",
+        image: bytes = b"",
+        k: int = 0,
+        filter: common_pb2.Filter | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        text_weight: float = 0.0,
+        image_weight: float = 0.0,
+        include_attributes: bool = True,
+        timeout: float | None = None,
+    ) -> gateway_pb2.SearchResponse:
+        req = _search_request(
+            text,
+            image,
+            k,
+            filter,
+            page_size,
+            page_token,
+            text_weight,
+            image_weight,
+            include_attributes,
+        )
+        return await self._call("Search", req, timeout)
+
+    async def upsert(self, products: Sequence[gateway_pb2.Product], timeout=None):
+        req = gateway_pb2.UpsertProductsRequest(products=list(products))
+        return list((await self._call("UpsertProducts", req, timeout)).statuses)
+
+    async def delete(self, ids: Sequence[str]):
+        req = gateway_pb2.DeleteProductsRequest(ids=list(ids))
+        return list((await self._call("DeleteProducts", req)).statuses)

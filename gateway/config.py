@@ -1,0 +1,60 @@
+"""Gateway settings (flags, ``VITRINE_*`` env, YAML; see :mod:`vitrine.serving.config`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vitrine.serving.config import ConfigError, ServerConfig
+
+KNOWN_STAGES = ("encode", "search", "rerank", "generate")
+AVAILABLE_STAGES = ("encode", "search")  # rerank and generate arrive with their models
+
+
+@dataclass
+class GatewayConfig(ServerConfig):
+    port: int = 50050
+    metrics_port: int = 9400
+    encoder: str = "127.0.0.1:50051"
+    index_endpoints: list[str] = field(default_factory=lambda: ["127.0.0.1:50052"])
+    collection: str = "products"
+    text_model: str = "vitrine-text"
+    image_model: str = "vitrine-image"
+    stages: list[str] = field(default_factory=lambda: list(AVAILABLE_STAGES))
+    default_k: int = 10
+    max_k: int = 1000
+    text_weight: float = 0.5  # composite queries: default weights of the text and image parts
+    image_weight: float = 0.5
+    allow_partial: bool = True  # answer with partial results when an index shard is down
+    default_timeout_s: float = 5.0  # per-request deadline when the caller sets none
+    retries: int = 2  # retries of UNAVAILABLE downstream calls (with backoff)
+    ingest_batch: int = 32  # images per encoder call during ingest
+    ingest_inflight: int = 4  # ingest batches in flight per stream (backpressure)
+    num_shards: int = 4  # for a collection the gateway creates on first ingest
+    index_spec: str = "HNSW32"
+
+    def validate(self) -> None:
+        super().validate()
+        unknown = [s for s in self.stages if s not in KNOWN_STAGES]
+        if unknown:
+            raise ConfigError(f"stages: unknown {unknown} (known: {list(KNOWN_STAGES)})")
+        unavailable = [s for s in self.stages if s not in AVAILABLE_STAGES]
+        if unavailable:
+            raise ConfigError(
+                f"stages: {unavailable} have no model yet; available: {list(AVAILABLE_STAGES)}"
+            )
+        if self.stages[:2] != ["encode", "search"]:
+            raise ConfigError("stages: must start with encode, search")
+        if not self.index_endpoints:
+            raise ConfigError("index_endpoints: at least one")
+        if not 1 <= self.default_k <= self.max_k:
+            raise ConfigError("default_k: must be in 1..max_k")
+        if (
+            self.text_weight < 0
+            or self.image_weight < 0
+            or self.text_weight + self.image_weight == 0
+        ):
+            raise ConfigError("text_weight/image_weight: non-negative, not both 0")
+        if self.default_timeout_s <= 0 or self.retries < 0:
+            raise ConfigError("default_timeout_s must be > 0, retries >= 0")
+        if self.ingest_batch < 1 or self.ingest_inflight < 1 or self.num_shards < 1:
+            raise ConfigError("ingest_batch/ingest_inflight/num_shards: must be >= 1")

@@ -1,0 +1,32 @@
+"""Gateway metrics: per-stage latency and ingest outcomes."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from vitrine.serving.metrics import LATENCY_BUCKETS
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.stage_time = Histogram(
+            "vitrine_gateway_stage_duration_seconds",
+            "Time spent in one search pipeline stage.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.partial = Counter(
+            "vitrine_gateway_partial_results_total",
+            "Searches answered with partial results (an index endpoint failed).",
+            registry=registry,
+        )
+        self.ingested = Counter(
+            "vitrine_gateway_ingested_products_total",
+            "Products processed by upsert/ingest, by outcome code.",
+            ["code"],
+            registry=registry,
+        )
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage_time.labels(stage).observe(seconds)

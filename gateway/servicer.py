@@ -1,0 +1,110 @@
+"""Thin gRPC servicer over :class:`gateway.core.Gateway`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.core import Gateway, ItemResult, ProductIn
+from gateway.metrics import GatewayMetrics
+from index_service.attributes import attrs_from_pb, attrs_to_pb
+from vitrine.serving.errors import InvalidArgument
+from vitrine.serving.grpc_app import rpc
+from vitrine.serving.metrics import RpcMetrics
+from vitrine.v1 import gateway_pb2, gateway_pb2_grpc
+
+MAX_PRODUCTS_PER_REQUEST = 1000
+
+
+def _products(pbs, offset: int = 0) -> list[ProductIn]:
+    if len(pbs) > MAX_PRODUCTS_PER_REQUEST:
+        raise InvalidArgument(f"products: more than {MAX_PRODUCTS_PER_REQUEST} in one request")
+    return [
+        ProductIn(p.id, p.title, attrs_from_pb(p.attributes, f"products[{offset + i}]"), p.image)
+        for i, p in enumerate(pbs)
+    ]
+
+
+def _status(r: ItemResult) -> gateway_pb2.ItemStatus:
+    return gateway_pb2.ItemStatus(id=r.id, code=r.code.value[0], message=r.message)
+
+
+class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
+    def __init__(self, gateway: Gateway, metrics: RpcMetrics, gw_metrics: GatewayMetrics):
+        self.gateway = gateway
+        self.metrics = metrics
+        self.gw_metrics = gw_metrics
+
+    @rpc
+    async def Search(self, request, context):
+        page = await self.gateway.search(
+            text=request.text,
+            image=request.image,
+            text_weight=request.weights.text_weight,
+            image_weight=request.weights.image_weight,
+            filter=request.filter if request.HasField("filter") else None,
+            k=request.k,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            timeout=context.time_remaining(),
+        )
+        if page.partial:
+            self.gw_metrics.partial.inc()
+        return gateway_pb2.SearchResponse(
+            results=[
+                gateway_pb2.Result(
+                    product_id=h.id,
+                    score=h.score,
+                    caption=str(h.attributes.get("title", "")),
+                    attributes=attrs_to_pb(h.attributes) if request.include_attributes else None,
+                )
+                for h in page.hits
+            ],
+            next_page_token=page.next_token,
+            partial=page.partial,
+            stages_run=page.stages_run,
+            timings=[gateway_pb2.StageTiming(stage=s, seconds=t) for s, t in page.timings],
+        )
+
+    def _count(self, results: list[ItemResult]) -> None:
+        for r in results:
+            self.gw_metrics.ingested.labels(r.code.name).inc()
+
+    @rpc
+    async def UpsertProducts(self, request, context):
+        results = await self.gateway.upsert_products(_products(request.products))
+        self._count(results)
+        return gateway_pb2.UpsertProductsResponse(statuses=[_status(r) for r in results])
+
+    @rpc
+    async def IngestProducts(self, request_iterator, context):
+        """Batches are processed with at most ``ingest_inflight`` in flight: the stream is not
+        read further until one finishes (gRPC flow control then pushes back on the client)."""
+        sem = asyncio.Semaphore(self.gateway.config.ingest_inflight)
+        tasks: list[asyncio.Task] = []
+        received = 0
+
+        async def one(products):
+            try:
+                return await self.gateway.upsert_products(products)
+            finally:
+                sem.release()
+
+        async for req in request_iterator:
+            products = _products(req.products, received)
+            received += len(products)
+            await sem.acquire()
+            tasks.append(asyncio.create_task(one(products)))
+        results = [r for batch in await asyncio.gather(*tasks) for r in batch]
+        self._count(results)
+        failures = [_status(r) for r in results if r.code.value[0] != 0]
+        return gateway_pb2.IngestProductsResponse(
+            received=received,
+            succeeded=received - len(failures),
+            failed=len(failures),
+            failures=failures,
+        )
+
+    @rpc
+    async def DeleteProducts(self, request, context):
+        results = await self.gateway.delete_products(list(request.ids))
+        return gateway_pb2.DeleteProductsResponse(statuses=[_status(r) for r in results])
