@@ -1,19 +1,19 @@
-"""``make demo`` for the towers: train (if needed), evaluate, and show top results.
+"""``make demo``: train the towers (if needed), evaluate them, then run the whole system.
 
-Searches here run in-process over the ONNX towers (brute-force inner product); the services of
-later milestones replace this with the encoder, index and gateway.
+The services start as local processes (encoder, two index processes, gateway), the catalog is
+ingested through the gateway, and a text, an image, a composite and a filtered query are answered
+by the running services before everything shuts down.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from vitrine.catalog import load_catalog
 from vitrine.model_repo import ModelRepository
-from vitrine.report import print_eval_report, print_results
+from vitrine.report import print_eval_report
 
 TEXT_QUERIES = (
     "navy blue men's casual shirt",
@@ -26,10 +26,9 @@ TEXT_QUERIES = (
 def run_demo(
     catalog_dir: Path | None, models: Path, epochs: int = 30, retrain: bool = False
 ) -> None:
-    from exporter.evaluate import DEFAULT_PAIR, OnnxTower, evaluate
+    from exporter.evaluate import DEFAULT_PAIR, evaluate
     from exporter.pipeline import run_training
     from exporter.train import TrainConfig
-    from vitrine.preprocess import load_image_file
 
     console = Console()
     catalog = load_catalog(catalog_dir)
@@ -41,30 +40,44 @@ def run_demo(
     report = evaluate(models, catalog, "test")
     print_eval_report(report, console)
 
-    text = OnnxTower(repo.load(DEFAULT_PAIR[0]))
-    image = OnnxTower(repo.load(DEFAULT_PAIR[1]))
-    products = catalog.products
-    pixels = np.stack([load_image_file(p.image_path) for p in products])
-    gallery = image.embed_pixels(pixels)
+    run_services_demo(catalog, models, console)
 
-    def show(title: str, q: np.ndarray, k: int = 5) -> None:
-        scores = gallery @ q
-        top = np.argsort(-scores, kind="stable")[:k]
-        print_results(
-            title,
-            [
-                {
-                    "score": float(scores[i]),
-                    "id": products[i].id,
-                    "title": products[i].title,
-                    "attributes": products[i].attributes,
-                }
-                for i in top
-            ],
-            console,
-        )
 
-    for q in TEXT_QUERIES:
-        show(f"text: {q!r}", text.embed_texts([q])[0])
-    probe = products[len(products) // 3]
-    show(f"image: photo of product {probe.id} ({probe.title})", gallery[products.index(probe)])
+def run_services_demo(catalog, models: Path, console: Console) -> None:
+    """Start the services, ingest the catalog through the gateway, run four kinds of query."""
+    import tempfile
+
+    from gateway.client import SearchClient
+    from vitrine.shop import ingest_catalog, parse_filter, print_failures, print_search
+    from vitrine.stack import LocalStack
+
+    data = Path(tempfile.mkdtemp(prefix="vitrine-demo-index-"))
+    console.rule("Services: encoder, two index processes (2 shards each), gateway")
+    with LocalStack(models, data, ports=(0, 0, 0, 0), metrics_ports=(0, 0, 0, 0)) as stack:
+        for svc in stack.services:
+            console.print(f"  {svc.name:8s} {svc.target}  (pid {svc.info['pid']})")
+        with SearchClient(stack.gateway, timeout=600) as client:
+            resp = ingest_catalog(client, catalog)
+            console.print(f"ingested {resp.succeeded} of {resp.received} products")
+            print_failures(resp, console)
+            for q in TEXT_QUERIES:
+                print_search(f"text: {q!r}", client.search(text=q, k=5), console)
+            probe = catalog.products[len(catalog.products) // 3]
+            photo = probe.image_path.read_bytes()
+            print_search(
+                f"image: photo of product {probe.id} ({probe.title})",
+                client.search(image=photo, k=5),
+                console,
+            )
+            print_search(
+                "composite: that photo + 'but in red' (text 0.3, image 0.7)",
+                client.search(text="red", image=photo, k=5, text_weight=0.3, image_weight=0.7),
+                console,
+            )
+            flt = ["gender=Women", "masterCategory=Footwear"]
+            print_search(
+                f"filtered: 'casual shoes' where {' and '.join(flt)}",
+                client.search(text="casual shoes", k=5, filter=parse_filter(flt)),
+                console,
+            )
+    console.print("services stopped")

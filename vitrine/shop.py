@@ -1,0 +1,108 @@
+"""Catalog ingest and search through the gateway, with progress and readable output (CLI, demo)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gateway.client import SearchClient, product
+from vitrine.catalog import Catalog
+from vitrine.filters import all_of, between, eq, is_in, not_
+from vitrine.progress import progress_bar
+from vitrine.v1 import common_pb2
+
+_CMP = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(!=|>=|<=|=|<|>|\bin\b)\s*(.+?)\s*$")
+
+
+def parse_filter(exprs: list[str]) -> common_pb2.Filter | None:
+    """``["gender=Men", "baseColour in Navy Blue|Blue", "price<50"]`` → one AND filter."""
+    parts = []
+    for expr in exprs:
+        m = _CMP.match(expr)
+        if not m:
+            raise ValueError(
+                f"cannot read filter {expr!r} (use field=value, field!=v, field in a|b, field<n)"
+            )
+        field, op, raw = m.groups()
+        if op == "in":
+            parts.append(is_in(field, [v.strip() for v in raw.split("|")]))
+        elif op in ("<", "<=", ">", ">="):
+            key = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[op]
+            parts.append(between(field, **{key: float(raw)}))
+        else:
+            value: str | float = raw
+            with contextlib.suppress(ValueError):
+                value = float(raw)
+            parts.append(eq(field, value) if op == "=" else not_(eq(field, value)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else all_of(*parts)
+
+
+def ingest_catalog(client: SearchClient, catalog: Catalog, batch: int = 32, quiet: bool = False):
+    """Stream the catalog to the gateway; returns the IngestProductsResponse."""
+    products = catalog.products
+
+    with progress_bar(disable=quiet) as progress:
+        task = progress.add_task("ingest", total=len(products), info="")
+
+        def batches() -> Iterator[list]:
+            for s in range(0, len(products), batch):
+                part = products[s : s + batch]
+                yield [
+                    product(
+                        p.id,
+                        p.title,
+                        dict(p.attributes),
+                        p.image_path.read_bytes() if p.image_path else b"",
+                    )
+                    for p in part
+                ]
+                progress.advance(task, len(part))
+
+        return client.ingest(batches(), timeout=3600)
+
+
+def print_failures(resp, console: Console) -> None:
+    if not resp.failures:
+        return
+    t = Table(title=f"{resp.failed} products failed")
+    t.add_column("id")
+    t.add_column("code", justify="right")
+    t.add_column("message")
+    for f in resp.failures[:50]:
+        t.add_row(f.id, str(f.code), f.message)
+    console.print(t)
+
+
+def print_search(title: str, resp, console: Console) -> None:
+    t = Table(title=title + ("  [red](partial)[/red]" if resp.partial else ""))
+    for col in ("#", "score", "id", "title", "gender", "colour", "type"):
+        t.add_column(col, justify="right" if col in ("#", "score") else "left")
+    for i, r in enumerate(resp.results, 1):
+        a = r.attributes
+
+        def s(key: str, a=a) -> str:
+            return a[key].string_value if key in a else ""
+
+        t.add_row(
+            str(i),
+            f"{r.score:.3f}",
+            r.product_id,
+            r.caption,
+            s("gender"),
+            s("baseColour"),
+            s("articleType"),
+        )
+    console.print(t)
+    timings = ", ".join(f"{x.stage} {x.seconds * 1000:.1f} ms" for x in resp.timings)
+    console.print(f"[dim]stages: {timings}[/dim]")
+
+
+def read_image(path: Path) -> bytes:
+    return Path(path).read_bytes()

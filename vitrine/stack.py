@@ -1,0 +1,160 @@
+"""Run the whole system as local processes: encoder, two index processes, gateway.
+
+``vitrine up`` (and ``make demo``) use :class:`LocalStack`: each service is ``vitrine serve ...``
+in its own process; the stack waits until each one is healthy (it writes its ready file only
+after its start-up — models loaded, collections recovered), and stops them all with SIGTERM
+(graceful drain), gateway first, on exit or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Service:
+    name: str
+    args: list[str]
+    port: int
+    metrics_port: int
+    proc: subprocess.Popen | None = None
+    ready_file: Path | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.info.get('port', self.port)}"
+
+
+class LocalStack:
+    def __init__(
+        self,
+        models: Path,
+        data_dir: Path,
+        *,
+        ports: tuple[int, int, int, int] = (50051, 50052, 50053, 50050),
+        metrics_ports: tuple[int, int, int, int] = (9401, 9402, 9403, 9400),
+        log_dir: Path | None = None,
+        index_spec: str = "HNSW32",
+        num_shards: int = 4,
+    ):
+        self.models = models
+        self.data_dir = data_dir
+        self.ports = ports
+        self.metrics_ports = metrics_ports
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="vitrine-logs-"))
+        self.index_spec = index_spec
+        self.num_shards = num_shards
+        self.services: list[Service] = []
+        self._tmp = Path(tempfile.mkdtemp(prefix="vitrine-stack-"))
+
+    def _start(self, svc: Service, timeout: float = 180) -> Service:
+        svc.ready_file = self._tmp / f"{svc.name}.json"
+        log = open(self.log_dir / f"{svc.name}.log", "ab")  # noqa: SIM115 - owned by the child
+        svc.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vitrine.cli",
+                "--log-level",
+                "info",
+                *svc.args,
+                "--port",
+                str(svc.port),
+                "--metrics-port",
+                str(svc.metrics_port),
+                "--ready-file",
+                str(svc.ready_file),
+            ],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "VITRINE_LOG_LEVEL": os.environ.get("VITRINE_LOG_LEVEL", "info")},
+        )
+        deadline = time.monotonic() + timeout
+        while not svc.ready_file.exists():
+            if svc.proc.poll() is not None:
+                tail = (self.log_dir / f"{svc.name}.log").read_text()[-2000:]
+                raise RuntimeError(f"{svc.name} exited during start-up:\n{tail}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{svc.name} not ready after {timeout} s")
+            time.sleep(0.05)
+        svc.info = json.loads(svc.ready_file.read_text())
+        self.services.append(svc)
+        return svc
+
+    def start(self) -> LocalStack:
+        enc_port, ia_port, ib_port, gw_port = self.ports
+        enc_m, ia_m, ib_m, gw_m = self.metrics_ports
+        try:
+            enc = self._start(
+                Service(
+                    "encoder", ["serve", "encoder", "--models", str(self.models)], enc_port, enc_m
+                )
+            )
+            ia = self._start(
+                Service(
+                    "index-a",
+                    ["serve", "index", "--data-dir", str(self.data_dir / "a")],
+                    ia_port,
+                    ia_m,
+                )
+            )
+            ib = self._start(
+                Service(
+                    "index-b",
+                    ["serve", "index", "--data-dir", str(self.data_dir / "b")],
+                    ib_port,
+                    ib_m,
+                )
+            )
+            self._start(
+                Service(
+                    "gateway",
+                    [
+                        "serve",
+                        "gateway",
+                        "--encoder",
+                        enc.target,
+                        "--index",
+                        ia.target,
+                        "--index",
+                        ib.target,
+                    ],
+                    gw_port,
+                    gw_m,
+                )
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def gateway(self) -> str:
+        return next(s.target for s in self.services if s.name == "gateway")
+
+    def stop(self, timeout: float = 30) -> None:
+        for svc in reversed(self.services):
+            if svc.proc and svc.proc.poll() is None:
+                svc.proc.send_signal(signal.SIGTERM)
+        for svc in reversed(self.services):
+            if svc.proc:
+                try:
+                    svc.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    svc.proc.kill()
+        self.services.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
