@@ -1,0 +1,55 @@
+"""`vitrine up`'s local stack and the `ingest` / `search` commands, against real processes."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.tiny_models import publish_image, publish_text
+from vitrine.catalog import deterministic_subset, load_catalog, write_catalog
+from vitrine.cli import app
+from vitrine.shop import parse_filter
+from vitrine.stack import LocalStack
+
+
+def test_parse_filter():
+    f = parse_filter(["gender=Men", "baseColour in Navy Blue|Blue", "price<50", "usage!=Sports"])
+    kinds = [x.WhichOneof("expr") for x in f.all_of.filters]
+    assert kinds == ["equals", "is_in", "range", "negation"]
+    assert [v.string_value for v in f.all_of.filters[1].is_in.values] == ["Navy Blue", "Blue"]
+    assert f.all_of.filters[2].range.lt == 50
+    assert parse_filter([]) is None
+    with pytest.raises(ValueError, match="cannot read filter"):
+        parse_filter(["nonsense"])
+
+
+@pytest.mark.slow
+def test_stack_ingest_and_search_commands(tmp_path, demo_catalog):
+    models = tmp_path / "models"
+    publish_text(models, "vitrine-text", dim=16)
+    publish_image(models, "vitrine-image", dim=16)
+    small = write_catalog(deterministic_subset(demo_catalog.products, 40), tmp_path / "cat")
+    catalog = load_catalog(small)
+    runner = CliRunner()
+    with LocalStack(
+        models, tmp_path / "data", ports=(0, 0, 0, 0), metrics_ports=(-1,) * 4
+    ) as stack:
+        assert [s.name for s in stack.services] == ["encoder", "index-a", "index-b", "gateway"]
+        res = runner.invoke(app, ["ingest", "--catalog", str(small), "--gateway", stack.gateway])
+        assert res.exit_code == 0, res.output
+        assert "indexed 40" in res.output
+        probe = catalog.products[5]
+        res = runner.invoke(
+            app, ["search", "--image", str(probe.image_path), "-k", "3", "--gateway", stack.gateway]
+        )
+        assert res.exit_code == 0, res.output
+        assert probe.id in res.output.split("│ 1 │")[1].split("\n")[0]
+        gender = probe.attributes["gender"]
+        res = runner.invoke(
+            app, ["search", "shirt", "--filter", f"gender={gender}", "--gateway", stack.gateway]
+        )
+        assert res.exit_code == 0, res.output
+        others = {"Men", "Women", "Boys", "Girls", "Unisex"} - {gender}
+        assert not any(f" {o} " in res.output for o in others)
+        procs = [s.proc for s in stack.services]
+    assert all(p.poll() == 0 for p in procs)  # SIGTERM: every process drained and exited 0
