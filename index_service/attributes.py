@@ -65,6 +65,7 @@ class AttributeIndex:
         self.postings: dict[str, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(list))
         self.numbers: dict[str, np.ndarray] = {}
         self.size = 0
+        self._arrays: dict[tuple[str, tuple], np.ndarray] = {}  # postings as arrays, cached
 
     def _grow(self, size: int) -> None:
         for name, col in self.numbers.items():
@@ -132,11 +133,19 @@ class AttributeIndex:
                 if col is not None:
                     out |= col[:n] == value
                 continue
-            labels = self.postings.get(field, {}).get(_key(value))
-            if labels:
-                arr = np.asarray(labels, dtype=np.int64)
+            arr = self._labels(field, _key(value))
+            if arr is not None:
                 out[arr[arr < n]] = True
         return out
+
+    def _labels(self, field: str, key: tuple) -> np.ndarray | None:
+        arr = self._arrays.get((field, key))
+        if arr is None:
+            labels = self.postings.get(field, {}).get(key)
+            if not labels:
+                return None
+            arr = self._arrays[(field, key)] = np.asarray(labels, dtype=np.int64)
+        return arr
 
     def _range_mask(self, r: common_pb2.Filter.Range, n: int, where: str) -> np.ndarray:
         if not r.field:

@@ -211,3 +211,65 @@ def _write_ready_file(path: str, app: GrpcApp) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump({"port": app.port, "metrics_port": app.metrics_port, "pid": os.getpid()}, f)
     os.replace(tmp, path)
+
+
+class ServiceServer:
+    """A service process in one object: a :class:`GrpcApp` plus the service's start/close.
+
+    Subclasses set ``service_name``, register servicers in :meth:`build` (called on the serving
+    event loop, so clients they create bind to it) and implement :meth:`on_start` (load models,
+    recover data: readiness waits for it) and :meth:`on_close`. Tests call :meth:`start` /
+    :meth:`stop` on port 0; ``vitrine serve`` calls :meth:`run`.
+    """
+
+    service_name = "service"
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.app = GrpcApp(config, self.service_name)
+        self._built = False
+
+    @property
+    def port(self) -> int | None:
+        return self.app.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.app.metrics_port
+
+    def build(self) -> None:  # pragma: no cover - overridden
+        """Register servicers with ``self.app.add_service``."""
+
+    async def on_start(self) -> None:
+        """Work before the server reports ready."""
+
+    async def on_close(self) -> None:
+        """Work after the server stopped taking calls."""
+
+    def _build_once(self) -> None:
+        if not self._built:
+            self.build()
+            self._built = True
+
+    async def start(self) -> None:
+        """Bind, run :meth:`on_start`, report ready."""
+        self._build_once()
+        await self.app.start()
+        await self.on_start()
+        await self.app.set_ready(True)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        await self.app.stop(grace_s)
+        await self.on_close()
+
+    async def run(self, ready_file: str | None = None) -> None:
+        """Serve until SIGTERM/SIGINT (see :func:`serve_forever`)."""
+        self._build_once()
+        await serve_forever(self.app, self.on_start, self.on_close, ready_file)
+
+    @classmethod
+    def main(cls, config: ServerConfig, ready_file: str | None = None) -> None:
+        from vitrine.logs import configure_logging
+
+        configure_logging(config.log_level, config.log_format)
+        asyncio.run(cls(config).run(ready_file))
