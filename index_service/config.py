@@ -16,7 +16,7 @@ class IndexConfig(ServerConfig):
     fsync: bool = True  # fsync the WAL before acknowledging writes (turn off only for tests)
     snapshot_wal_mb: int = 256  # snapshot once the WAL has grown this much
     compact_ratio: float = 0.2  # rebuild a shard once this fraction of its labels are tombstones
-    exact_max: int = 20_000  # filtered searches selecting at most this many records run exactly
+    exact_max: int = 2_000  # filtered searches selecting at most this many records run exactly
     search_threads: int = 0  # threads searching shards in parallel; 0 = cores
     max_k: int = 1024
     max_queries: int = 1024

@@ -42,7 +42,7 @@ TRAIN_SAMPLE = 100_000  # vectors used to train IVF/PQ quantizers
 class SearchOptions:
     ef_search: int = 0
     nprobe: int = 0
-    exact_max: int = 20_000  # filtered subsets up to this size are searched exactly
+    exact_max: int = 2_000  # filtered subsets up to this size are searched exactly
 
 
 @dataclass
