@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format protos protos-check train eval serve-encoder bench-peers bench-encoder clean help
+.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway clean help
 
 help:
-	@echo "make demo   - set up, build the default towers on the demo catalog, evaluate, show results"
+	@echo "make demo   - set up, build the towers on the demo catalog, run the services, ingest, query"
 	@echo "make test   - set up and run the whole test suite (lint, stale-stub check, pytest)"
 	@echo "make protos - regenerate the gRPC stubs in vitrine/v1 from protos/"
 
@@ -56,6 +56,9 @@ train: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/vitrine eval --models $(MODELS) --catalog $(CATALOG) --json
 
+up: $(STAMP)
+	$(BIN)/vitrine up --models $(MODELS)
+
 serve-encoder: $(STAMP)
 	$(BIN)/vitrine serve encoder --models $(MODELS)
 
@@ -65,6 +68,12 @@ bench-peers:
 
 bench-encoder: $(STAMP) bench-peers
 	$(PY) benchmarks/encoder_bench.py --models $(MODELS) --catalog $(CATALOG)
+
+bench-index: $(STAMP) bench-peers
+	$(PY) benchmarks/index_bench.py --sizes 10000,100000
+
+bench-gateway: $(STAMP)
+	$(PY) benchmarks/gateway_bench.py --models $(MODELS) --catalog $(CATALOG)
 
 clean:
 	rm -rf $(VENV) .venv-peers .cache runs .pytest_cache .ruff_cache

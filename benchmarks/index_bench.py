@@ -391,9 +391,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--milvus-queries", type=int, default=200, help="queries in its recall passes")
-    ap.add_argument(
-        "--milvus-queries", type=int, default=200, help="queries in Milvus recall passes"
-    )
     ap.add_argument("--skip", default="", help="e.g. 'HNSW32@1000000,milvus'")
     ap.add_argument(
         "--catalog", type=Path, default=None, help="also run on the real catalog's embeddings"
