@@ -56,7 +56,7 @@ def queries_from(catalog, n: int) -> list[str]:
         )
         for p in products[n // 2 :]
     ]
-    return titles + phrases
+    return [q for q in titles + phrases if q.strip()]  # a few products lack the attributes
 
 
 async def encoder_alone(target: str, photos: list[bytes], inflight: int, batch: int = 32) -> float:

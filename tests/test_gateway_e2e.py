@@ -175,3 +175,63 @@ def test_delete_products(stack):
     resp = c.search(image=victim.image_path.read_bytes(), k=5)
     assert victim.id not in [r.product_id for r in resp.results]
     assert np.isfinite([r.score for r in resp.results]).all()
+
+
+@pytest.fixture(scope="module")
+def demo_towers(tmp_path_factory, demo_catalog, feature_cache_dir):
+    """The real default towers trained briefly on the demo catalog (heads only, cached features)."""
+    import torch
+
+    from exporter.pipeline import run_training
+    from exporter.train import TrainConfig
+
+    torch.set_num_threads(2)
+    models = tmp_path_factory.mktemp("demo-models")
+    run_training(
+        demo_catalog,
+        models,
+        TrainConfig(epochs=15, batch_size=64),
+        with_probe=False,
+        cache_dir=feature_cache_dir,
+        quiet=True,
+    )
+    return models
+
+
+@pytest.mark.slow
+def test_title_query_finds_its_product_with_the_real_towers(tmp_path, demo_towers, demo_catalog):
+    from vitrine.preprocess import normalize_title
+
+    products = demo_catalog.products
+    a, b = IndexProc(tmp_path, "a").start(), IndexProc(tmp_path, "b").start()
+    enc_cfg = EncoderConfig(models_dir=str(demo_towers), port=0, metrics_port=-1, log_format="text")
+    try:
+        with ServerThread(EncoderServer(enc_cfg)) as enc:
+            gw_cfg = GatewayConfig(
+                port=0,
+                metrics_port=-1,
+                encoder=enc.target,
+                index_endpoints=[a.target, b.target],
+                log_format="text",
+            )
+            with ServerThread(GatewayServer(gw_cfg)) as gw, SearchClient(gw.target) as c:
+                batches = [
+                    [
+                        product(p.id, p.title, dict(p.attributes), p.image_path.read_bytes())
+                        for p in products[s : s + 50]
+                    ]
+                    for s in range(0, len(products), 50)
+                ]
+                assert c.ingest(batches).succeeded == len(products)
+                rng = np.random.default_rng(1)
+                probes = [products[i] for i in rng.choice(len(products), 10, replace=False)]
+                found = 0
+                for p in probes:
+                    titles = {
+                        normalize_title(r.caption) for r in c.search(text=p.title, k=10).results
+                    }
+                    found += normalize_title(p.title) in titles
+                assert found == len(probes), f"{found}/{len(probes)} titles found in the top 10"
+    finally:
+        for proc in (a, b):
+            proc.proc.kill()
