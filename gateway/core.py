@@ -20,7 +20,7 @@ from gateway.downstream import with_retries
 from gateway.pipeline import SearchContext, Stage, run_pipeline
 from index_service.attributes import Value
 from index_service.client import IndexFanout, SearchHit, _records
-from vitrine.serving.errors import InvalidArgument, NotFound, Unavailable, VitrineError
+from vitrine.serving.errors import InvalidArgument, NotFound, VitrineError
 
 log = logging.getLogger("vitrine.gateway")
 
@@ -314,6 +314,3 @@ def _read_token(token: str, fingerprint: str) -> int:
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidArgument("page_token: not a token of this query") from exc
     return offset
-
-
-__all__ = ["Gateway", "ItemResult", "Page", "ProductIn", "Unavailable"]
