@@ -160,9 +160,14 @@ class Collection:
             for s, shard in c.shards.items():
                 _load_shard(shard, path, s)
             c.applied_seq = c.snapshot_seq = seq
+        batch = []
         for entry in replay(directory, c.applied_seq):
-            c._apply_entries([entry])
+            batch.append(entry)
             c.replayed += 1
+            if len(batch) >= 10_000:
+                c._apply_entries(batch)
+                batch = []
+        c._apply_entries(batch)
         c.wal = Wal(directory, c.applied_seq + 1, fsync=c.fsync)
         c.recovery_seconds = time.perf_counter() - t0
         log.info(
@@ -285,17 +290,28 @@ class Collection:
         return sum(self.shards[s].delete(rs) for s, rs in by_shard.items() if s in self.shards)
 
     def _apply_entries(self, entries) -> None:
-        """Replay WAL entries (recovery)."""
+        """Replay WAL entries (recovery), in order; runs of upserts are applied as one batch."""
+        ids, vecs, attrs = [], [], []
+
+        def flush() -> None:
+            if ids:
+                self._apply_upsert(list(ids), np.stack(vecs), list(attrs))
+                ids.clear()
+                vecs.clear()
+                attrs.clear()
+
         for e in entries:
             if e.op == OP_UPSERT:
                 r = index_pb2.Record.FromString(e.body)
-                if shard_of(r.id, self.meta.num_shards) not in self.shards:
-                    continue
-                vec = np.frombuffer(r.vector, dtype="<f4").reshape(1, -1).astype(np.float32)
-                self._apply_upsert([r.id], vec, [attrs_from_pb(r.attributes, "wal")])
+                if shard_of(r.id, self.meta.num_shards) in self.shards:
+                    ids.append(r.id)
+                    vecs.append(np.frombuffer(r.vector, dtype="<f4").astype(np.float32))
+                    attrs.append(attrs_from_pb(r.attributes, "wal"))
             elif e.op == OP_DELETE:
+                flush()
                 self._apply_delete([e.body.decode()])
             self.applied_seq = e.seq
+        flush()
 
     def _schedule_rebuild(self, shard: Shard) -> None:
         self._background.submit(shard.compact)
