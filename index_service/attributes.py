@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vitrine.filters import value as filter_value
 from vitrine.serving.errors import InvalidArgument
 from vitrine.v1 import common_pb2
 
@@ -36,14 +37,7 @@ def value_from_pb(v: common_pb2.AttributeValue, where: str) -> Value:
     raise InvalidArgument(f"{where}: attribute value has no kind set")
 
 
-def value_to_pb(value: Value) -> common_pb2.AttributeValue:
-    if isinstance(value, bool):
-        return common_pb2.AttributeValue(bool_value=value)
-    if isinstance(value, str):
-        return common_pb2.AttributeValue(string_value=value)
-    if isinstance(value, int | float):
-        return common_pb2.AttributeValue(double_value=float(value))
-    return common_pb2.AttributeValue(list_value=common_pb2.StringList(values=list(value)))
+value_to_pb = filter_value  # one encoding of attribute values, shared with vitrine.filters
 
 
 def attrs_from_pb(attrs, where: str) -> dict[str, Value]:

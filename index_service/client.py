@@ -259,40 +259,31 @@ class IndexFanout:
         if name not in self.shard_owner:
             await self.refresh(name)
 
-    async def upsert_records(self, name: str, records: Sequence[index_pb2.Record]) -> int:
+    async def _by_owner(self, name: str, items: Sequence, key=lambda x: x):
+        """Split ``items`` by the endpoint holding each one's shard: [(client, items), ...]."""
         await self._ensure(name)
-        groups: dict[int, list[index_pb2.Record]] = {}
-        owners = self.shard_owner[name]
-        for r in records:
-            c = owners[shard_of(r.id, self.num_shards[name])]
-            groups.setdefault(id(c), []).append(r)
-        by_id = {id(c): c for c in self.clients}
-        done = await asyncio.gather(
-            *(by_id[k].upsert_records(name, rs) for k, rs in groups.items())
-        )
-        return sum(done)
+        owners, n = self.shard_owner[name], self.num_shards[name]
+        groups: dict[int, tuple[AsyncIndexClient, list]] = {}
+        for item in items:
+            c = owners[shard_of(key(item), n)]
+            groups.setdefault(id(c), (c, []))[1].append(item)
+        return list(groups.values())
+
+    async def upsert_records(self, name: str, records: Sequence[index_pb2.Record]) -> int:
+        groups = await self._by_owner(name, records, key=lambda r: r.id)
+        return sum(await asyncio.gather(*(c.upsert_records(name, rs) for c, rs in groups)))
 
     async def upsert(self, name: str, ids, vectors, attributes=None) -> int:
         return await self.upsert_records(name, _records(ids, vectors, attributes))
 
     async def delete(self, name: str, ids: Sequence[str]) -> int:
-        await self._ensure(name)
-        owners = self.shard_owner[name]
-        groups: dict[int, list[str]] = {}
-        for rid in ids:
-            groups.setdefault(id(owners[shard_of(rid, self.num_shards[name])]), []).append(rid)
-        by_id = {id(c): c for c in self.clients}
-        return sum(await asyncio.gather(*(by_id[k].delete(name, rs) for k, rs in groups.items())))
+        groups = await self._by_owner(name, ids)
+        return sum(await asyncio.gather(*(c.delete(name, rs) for c, rs in groups)))
 
     async def existing(self, name: str, ids: Sequence[str]) -> set[str]:
         """The ids among ``ids`` that the collection holds."""
-        await self._ensure(name)
-        owners = self.shard_owner[name]
-        groups: dict[int, list[str]] = {}
-        for rid in ids:
-            groups.setdefault(id(owners[shard_of(rid, self.num_shards[name])]), []).append(rid)
-        by_id = {id(c): c for c in self.clients}
-        answers = await asyncio.gather(*(by_id[k].get(name, rs) for k, rs in groups.items()))
+        groups = await self._by_owner(name, ids)
+        answers = await asyncio.gather(*(c.get(name, rs) for c, rs in groups))
         return {r.id for a in answers for r in a.records}
 
     async def search(
@@ -343,7 +334,7 @@ class IndexFanout:
         higher = self.metric[name] == "ip"
         per_endpoint = [_hits(a) for a in good]
         merged = []
-        for q in range(len(req.queries.shape) and req.queries.shape[0]):
+        for q in range(req.queries.shape[0]):
             pool = [h for hits in per_endpoint for h in hits[q]]
             pool.sort(key=(lambda h: (-h.score, h.id)) if higher else (lambda h: (h.score, h.id)))
             merged.append(pool[:k])

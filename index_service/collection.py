@@ -34,7 +34,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index_service.attributes import Value, attrs_from_pb, attrs_to_pb
+from index_service.attributes import Value, attrs_from_pb
 from index_service.shard import IP, L2, SearchOptions, Shard
 from index_service.wal import OP_DELETE, OP_UPSERT, Wal, fsync_dir, replay
 from vitrine.serving.errors import FailedPrecondition, InvalidArgument
@@ -276,18 +276,24 @@ class Collection:
             self.applied_seq = entries[-1].seq
             return results
 
-    def _apply_upsert(self, ids, vectors, attrs) -> None:
+    def _local_rows(self, ids) -> dict[int, list[int]]:
+        """Row numbers of ``ids`` by local shard (ids of other shards are left out)."""
         by_shard: dict[int, list[int]] = {}
         for i, rid in enumerate(ids):
-            by_shard.setdefault(shard_of(rid, self.meta.num_shards), []).append(i)
-        for s, rows in by_shard.items():
+            s = shard_of(rid, self.meta.num_shards)
+            if s in self.shards:
+                by_shard.setdefault(s, []).append(i)
+        return by_shard
+
+    def _apply_upsert(self, ids, vectors, attrs) -> None:
+        for s, rows in self._local_rows(ids).items():
             self.shards[s].upsert([ids[i] for i in rows], vectors[rows], [attrs[i] for i in rows])
 
     def _apply_delete(self, ids) -> int:
-        by_shard: dict[int, list[str]] = {}
-        for rid in ids:
-            by_shard.setdefault(shard_of(rid, self.meta.num_shards), []).append(rid)
-        return sum(self.shards[s].delete(rs) for s, rs in by_shard.items() if s in self.shards)
+        return sum(
+            self.shards[s].delete([ids[i] for i in rows])
+            for s, rows in self._local_rows(ids).items()
+        )
 
     def _apply_entries(self, entries) -> None:
         """Replay WAL entries (recovery), in order; runs of upserts are applied as one batch."""
@@ -383,14 +389,9 @@ class Collection:
         )
 
     def get(self, ids: list[str]) -> dict[str, tuple[np.ndarray, dict[str, Value]]]:
-        by_shard: dict[int, list[str]] = {}
-        for rid in ids:
-            s = shard_of(rid, self.meta.num_shards)
-            if s in self.shards:
-                by_shard.setdefault(s, []).append(rid)
         out = {}
-        for s, rs in by_shard.items():
-            out.update(self.shards[s].get(rs))
+        for s, rows in self._local_rows(ids).items():
+            out.update(self.shards[s].get([ids[i] for i in rows]))
         return out
 
     async def close(self, snapshot: bool = True) -> None:
@@ -465,7 +466,3 @@ def _load_shard(shard: Shard, directory: Path, s: int) -> None:
     elif not shard.needs_training:
         st.index = shard.build_index(vectors)
     shard.state = st
-
-
-def attrs_pb(attrs):  # re-exported for the servicer
-    return attrs_to_pb(attrs)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -343,7 +343,7 @@ class Shard:
     def wait_idle(self) -> None:
         """Block until no rebuild is running (tests, shutdown)."""
         while self._rebuilding:
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
 
 
 def index_bytes(index: faiss.Index) -> int:

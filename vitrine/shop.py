@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -102,7 +101,3 @@ def print_search(title: str, resp, console: Console) -> None:
     console.print(t)
     timings = ", ".join(f"{x.stage} {x.seconds * 1000:.1f} ms" for x in resp.timings)
     console.print(f"[dim]stages: {timings}[/dim]")
-
-
-def read_image(path: Path) -> bytes:
-    return Path(path).read_bytes()

@@ -6,7 +6,6 @@ and an asyncio one (``grpc.aio`` channel). Both raise :mod:`vitrine.serving.erro
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -93,16 +92,3 @@ class AsyncClientBase:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
-
-
-def typed_errors(fn):
-    """Decorator for helper functions that call stubs directly."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-
-    return wrapper

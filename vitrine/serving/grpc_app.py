@@ -163,9 +163,6 @@ class GrpcApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
     async def wait_for_stop_signal(self) -> None:
         await self._stopping.wait()
 
