@@ -178,10 +178,16 @@ def train_towers(
     cfg: TrainConfig,
     quiet: bool = False,
     label: str = "train",
+    init: dict | None = None,
 ) -> TrainResult:
     seed_everything(cfg.seed)
     device = cfg.device
-    model = TrainableTowers(cfg.spec).to(device)
+    model = TrainableTowers(cfg.spec)
+    if init is not None:  # heads trained on frozen features: only the unfrozen tails start fresh
+        missing, unexpected = model.load_state_dict(init, strict=False)
+        if unexpected or any(not k.startswith(("text_tail.", "image_tail.")) for k in missing):
+            raise ValueError(f"init state does not fit {cfg.spec}: {missing} {unexpected}")
+    model = model.to(device)
     loss_fn = make_loss(cfg.loss).to(device)
     params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

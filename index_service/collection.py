@@ -34,6 +34,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from index_service import devices
 from index_service.attributes import Value, attrs_from_pb
 from index_service.shard import IP, L2, SearchOptions, Shard
 from index_service.wal import OP_DELETE, OP_UPSERT, Wal, fsync_dir, replay
@@ -97,6 +98,7 @@ class Collection:
         fsync: bool = True,
         snapshot_wal_bytes: int = 256 * 1024 * 1024,
         compact_ratio: float = 0.2,
+        gpus: int = 0,
     ) -> None:
         self.meta = meta
         self.dir = directory
@@ -112,6 +114,7 @@ class Collection:
                 meta.index_spec,
                 compact_ratio=compact_ratio,
                 on_compact=self._schedule_rebuild,
+                device=s % gpus if gpus else None,
             )
             for s in self.meta.local_shards
         }
@@ -423,7 +426,9 @@ def _copy_shard(shard: Shard) -> _ShardCopy:
             st.live[: st.n].copy(),
             list(st.ids),
             list(st.attrs),
-            faiss.serialize_index(st.index).tobytes() if st.index is not None else None,
+            faiss.serialize_index(devices.to_cpu(st.index)).tobytes()
+            if st.index is not None
+            else None,
         )
 
 
@@ -461,8 +466,8 @@ def _load_shard(shard: Shard, directory: Path, s: int) -> None:
             st.label_of[rec["id"]] = label
     st.tombstones = int(st.n - live.sum())
     path = directory / f"shard-{s}.faiss"
-    if path.exists():
-        st.index = faiss.read_index(str(path))
+    if path.exists() and not shard.flat:
+        st.index = devices.to_device(faiss.read_index(str(path)), shard.device)
     elif not shard.needs_training:
         st.index = shard.build_index(vectors)
     shard.state = st

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from index_service import devices
 from vitrine.serving.config import ConfigError, ServerConfig
 
 
@@ -18,6 +19,8 @@ class IndexConfig(ServerConfig):
     compact_ratio: float = 0.2  # rebuild a shard once this fraction of its labels are tombstones
     exact_max: int = 2_000  # filtered searches selecting at most this many records run exactly
     search_threads: int = 0  # threads searching shards in parallel; 0 = cores
+    index_device: str = "auto"  # auto | cpu | gpu: where shard indexes live (index_service.devices)
+    search_batch_rows: int = 64  # concurrent queries coalesced into one faiss call; <= 1 = off
     max_k: int = 1024
     max_queries: int = 1024
     max_records_per_request: int = 10_000
@@ -30,6 +33,7 @@ class IndexConfig(ServerConfig):
             raise ConfigError("compact_ratio: must be between 0 and 1")
         if self.exact_max < 0 or self.search_threads < 0:
             raise ConfigError("exact_max/search_threads: must be >= 0")
+        devices.resolve(self.index_device)  # unknown value, or "gpu" without one: ConfigError
         if self.max_k < 1 or self.max_queries < 1 or self.max_records_per_request < 1:
             raise ConfigError("max_k/max_queries/max_records_per_request: must be >= 1")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index_service import devices
+from index_service.coalesce import SearchCoalescer
 from index_service.collection import META, Collection, CollectionMeta
 from index_service.config import IndexConfig
 from index_service.shard import IP, SearchOptions
@@ -42,12 +44,14 @@ class IndexStore:
         self._search_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="search")
         self._background = ThreadPoolExecutor(1, thread_name_prefix="rebuild")
         self._lock = asyncio.Lock()
+        self.coalescer = SearchCoalescer(config.search_batch_rows)
 
     def _kw(self) -> dict:
         return {
             "fsync": self.config.fsync,
             "snapshot_wal_bytes": self.config.snapshot_wal_mb * 1024 * 1024,
             "compact_ratio": self.config.compact_ratio,
+            "gpus": devices.resolve(self.config.index_device),
         }
 
     async def start(self) -> None:
@@ -122,6 +126,31 @@ class IndexStore:
             raise InvalidArgument(f"shards: {missing} not held by this process")
         opts = opts or SearchOptions(exact_max=self.config.exact_max)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        key = (
+            id(c),
+            k,
+            flt.SerializeToString(deterministic=True) if flt is not None else b"",
+            (opts.ef_search, opts.nprobe, opts.exact_max),
+            tuple(targets),
+            include_attributes,
+        )
+
+        async def run(rows: np.ndarray) -> list[list[Hit]]:
+            return await self._search_now(c, rows, k, flt, opts, targets, include_attributes)
+
+        return await self.coalescer.run(key, queries, run), list(targets)
+
+    async def _search_now(
+        self,
+        c: Collection,
+        queries: np.ndarray,
+        k: int,
+        flt,
+        opts: SearchOptions,
+        targets: list[int],
+        include_attributes: bool,
+    ) -> list[list[Hit]]:
+        """Search ``targets`` shards of ``c`` in parallel (thread pool) and merge per query."""
         loop = asyncio.get_running_loop()
         if len(targets) == 1:
             parts = [
@@ -155,4 +184,4 @@ class IndexStore:
                     for sc, rid, (st, label) in merged
                 ]
             )
-        return results, list(targets)
+        return results

@@ -24,6 +24,12 @@ class IndexMetrics:
             ["collection"],
             registry=registry,
         )
+        self.search_batch = Histogram(
+            "vitrine_index_search_batch_requests",
+            "Search requests answered by one shared faiss call (cross-request coalescing).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
         self.upserted = Counter(
             "vitrine_index_upserted_records_total",
             "Records written (acknowledged after fsync).",
@@ -73,6 +79,9 @@ class IndexMetrics:
             ["collection"],
             registry=registry,
         )
+
+    def observe_batch(self, requests: int, rows: int) -> None:
+        self.search_batch.observe(requests)
 
     def refresh(self, collection) -> None:
         name = collection.meta.name

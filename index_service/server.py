@@ -19,6 +19,7 @@ class IndexServer(ServiceServer):
         super().__init__(config)
         self.store = IndexStore(config)
         self.index_metrics = IndexMetrics(self.app.registry)
+        self.store.coalescer.on_batch = self.index_metrics.observe_batch
 
     def build(self) -> None:
         servicer = IndexServicer(self.store, self.app.rpc_metrics, self.index_metrics)

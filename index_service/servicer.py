@@ -110,7 +110,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
                 memory_bytes=sh.memory_bytes(),
                 tombstones=sh.state.tombstones,
                 rebuilds=sh.compactions,
-                trained=sh.state.index is not None,
+                trained=sh.trained,
             )
             for s, sh in sorted(c.shards.items())
         ]

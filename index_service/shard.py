@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
+from index_service import devices
 from index_service.attributes import AttributeIndex, Value
 from index_service.rwlock import RWLock
 
@@ -65,7 +66,7 @@ class _State:
     def reserve(self, extra: int) -> None:
         need = self.n + extra
         if need > len(self.vectors):
-            cap = max(need, 2 * len(self.vectors), 1024)
+            cap = max(need, len(self.vectors) + len(self.vectors) // 4, 1024)  # 1.25x growth
             vec = np.zeros((cap, self.dim), dtype=np.float32)
             vec[: self.n] = self.vectors[: self.n]
             self.vectors = vec
@@ -85,6 +86,12 @@ def _unwrap(index: faiss.Index) -> faiss.Index:
 def search_params(index: faiss.Index, sel, ef: int, nprobe: int):
     """faiss SearchParameters for the index family (None if nothing to set)."""
     inner = _unwrap(index)
+    if devices.is_gpu(index):  # GPU indexes: no selectors (see supports_selector), nprobe only
+        if nprobe and hasattr(inner, "nprobe"):
+            p = faiss.SearchParametersIVF()
+            p.nprobe = nprobe
+            return p
+        return None
     if isinstance(inner, faiss.IndexHNSW):
         p = faiss.SearchParametersHNSW()
         if ef:
@@ -118,18 +125,23 @@ class Shard:
         compact_ratio: float = 0.2,
         compact_min: int = 1000,
         on_compact: Callable[[Shard], None] | None = None,
+        device: int | None = None,
     ) -> None:
         self.dim = dim
+        self.device = device  # GPU number, None = CPU (see index_service.devices)
         self.metric = metric
         self.spec = spec
         self.faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == IP else faiss.METRIC_L2
         self.lock = RWLock()
         self.state = _State.empty(dim)
         probe = self.new_index()
+        # A CPU Flat shard has no faiss index: its vectors array *is* the index (scanned by
+        # faiss's knn kernels with the same selector support), so vectors are held once.
+        self.flat = isinstance(_unwrap(probe), faiss.IndexFlat) and device is None
         self.needs_training = not probe.is_trained
         self.train_min = train_min or self._default_train_min(probe)
-        if not self.needs_training:
-            self.state.index = probe
+        if not self.needs_training and not self.flat:
+            self.state.index = devices.to_device(probe, device)
         self.compact_ratio = compact_ratio
         self.compact_min = compact_min
         self._rebuilding = False
@@ -147,7 +159,13 @@ class Shard:
         nlist = getattr(inner, "nlist", 0)
         return max(1000, 39 * nlist) if nlist else 10_000
 
+    @property
+    def trained(self) -> bool:
+        return not self.needs_training or self.state.index is not None
+
     def build_index(self, vectors: np.ndarray) -> faiss.Index | None:
+        if self.flat:
+            return None
         index = self.new_index()
         if not index.is_trained:
             if len(vectors) < self.train_min:
@@ -159,7 +177,7 @@ class Shard:
             index.train(sample)
         if len(vectors):
             index.add(vectors)
-        return index
+        return devices.to_device(index, self.device)
 
     # -- writes (caller: the collection, in WAL order) ------------------------------------------
     def upsert(self, ids: list[str], vectors: np.ndarray, attrs: list[dict[str, Value]]) -> None:
@@ -218,7 +236,7 @@ class Shard:
     # -- compaction / training ---------------------------------------------------------------------
     def _maybe_rebuild(self) -> None:
         st = self.state
-        untrained = st.index is None and st.n - st.tombstones >= self.train_min
+        untrained = not self.trained and st.n - st.tombstones >= self.train_min
         dirty = st.tombstones >= max(self.compact_min, self.compact_ratio * st.n)
         if (untrained or dirty) and not self._rebuilding:
             if self._on_compact is not None:
@@ -252,7 +270,7 @@ class Shard:
                         self._delete(new, args)
                 self.state = new
                 self.compactions += 1
-            log.info("shard rebuilt", extra={"records": new.count, "trained": index is not None})
+            log.info("shard rebuilt", extra={"records": new.count, "trained": self.trained})
             return True
         finally:
             with self.lock.write():
@@ -276,12 +294,12 @@ class Shard:
                 selected = int(mask.sum())
                 if selected == 0:
                     return [[] for _ in range(len(queries))], [[] for _ in range(len(queries))], st
-            use_exact = st.index is None or (
-                mask is not None and (selected <= opts.exact_max or not supports_selector(st.index))
-            )
-            if use_exact:
-                labels = np.flatnonzero(mask) if mask is not None else np.arange(n)
-                scores, found = self._exact(st.vectors, labels, queries, k)
+            small = mask is not None and selected <= opts.exact_max
+            no_selector = st.index is not None and not supports_selector(st.index)
+            if small or (mask is not None and no_selector):
+                scores, found = self._exact(st.vectors, np.flatnonzero(mask), queries, k)
+            elif st.index is None:  # Flat on the CPU, or not trained yet: scan the vectors
+                scores, found = self._scan(st, queries, k, mask)
             else:
                 scores, found = self._index_search(st, queries, k, mask, opts)
         return self._to_hits(st, scores, found)
@@ -294,6 +312,26 @@ class Shard:
         else:
             d, i = faiss.knn(queries, sub, k, metric=faiss.METRIC_L2)
         return d, np.where(i >= 0, labels[np.maximum(i, 0)], -1)
+
+    def _scan(self, st: _State, queries: np.ndarray, k: int, mask: np.ndarray | None):
+        """Exact top-k over the shard's first ``n`` vectors in place (no copy), ``mask`` applied
+        inside the scan: what ``IndexFlat.search`` runs, on the shard's own array."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        n, k = st.n, min(k, st.n)
+        dist = np.empty((len(q), k), dtype=np.float32)
+        labels = np.empty((len(q), k), dtype=np.int64)
+        sel = bitmap = None
+        if mask is not None:
+            bitmap = np.packbits(mask[:n], bitorder="little")
+            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        args = (faiss.swig_ptr(q), faiss.swig_ptr(st.vectors), self.dim, len(q), n, k)
+        out = (faiss.swig_ptr(dist), faiss.swig_ptr(labels))
+        if self.metric == IP:
+            faiss.knn_inner_product(*args, *out, sel)
+        else:
+            faiss.knn_L2sqr(*args, *out, None, sel)
+        del bitmap  # kept alive until here: the selector points into it
+        return dist, labels
 
     def _index_search(self, st: _State, queries, k, mask, opts: SearchOptions):
         sel = bitmap = None
@@ -350,6 +388,8 @@ def index_bytes(index: faiss.Index) -> int:
     """Approximate memory of a faiss index (vectors/codes + graph links + id lists)."""
     inner = _unwrap(index)
     n = inner.ntotal
+    if devices.is_gpu(index):  # device memory, estimated from the CPU layout
+        return n * (getattr(inner, "code_size", 0) or inner.d * 4)
     if isinstance(inner, faiss.IndexFlat):
         return n * inner.code_size
     if isinstance(inner, faiss.IndexHNSW):

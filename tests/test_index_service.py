@@ -105,7 +105,8 @@ def test_flat_results_identical_to_in_process_faiss(client, shards, metric):
     assert [s.num_vectors for s in stats.shards] and sum(
         s.num_vectors for s in stats.shards
     ) == 3000
-    assert stats.total_memory_bytes >= 3000 * DIM * 4
+    # Flat shards hold each vector once (the scan runs on the shard's own array, no IndexFlat copy).
+    assert 3000 * DIM * 4 <= stats.total_memory_bytes < 2 * 3000 * DIM * 4
 
 
 def test_two_processes_with_half_the_shards_merge_like_one(tmp_path):
