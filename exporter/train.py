@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from exporter.features import FeatureCache
 from exporter.losses import make_loss
@@ -42,6 +43,7 @@ class TrainConfig:
     title_prob: float = 0.7  # chance a training text is the title (else an attribute phrase)
     multi_positive: bool = True  # products sharing a normalised title are all positives
     hard_batches: float = 0.0  # share of each batch drawn from one articleType (hard negatives)
+    attr_loss: float = 0.0  # weight of the auxiliary attribute classification loss (0 = off)
     seed: int = 0
     device: str = "cpu"
     max_steps: int | None = None  # stop early (tests)
@@ -71,6 +73,25 @@ class TrainResult:
     steps: int
 
 
+ATTRIBUTE_TARGETS = ("gender", "articleType", "baseColour", "usage", "season")
+
+
+class AttributeClassifiers(torch.nn.Module):
+    """Training-only linear classifiers of catalog attributes on both towers' embeddings.
+
+    An auxiliary cross-entropy that makes the shared space encode what product queries filter
+    and describe by (gender, type, colour, usage, season); not exported.
+    """
+
+    def __init__(self, dim: int, classes: dict[str, int]):
+        super().__init__()
+        self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, n) for k, n in classes.items()})
+
+    def forward(self, emb: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        losses = [F.cross_entropy(h(emb), labels[k]) for k, h in self.heads.items()]
+        return torch.stack(losses).mean()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -86,6 +107,11 @@ class CachedData:
         types = [catalog.products[r].attributes.get("articleType", "") for r in rows]
         type_codes = {t: i for i, t in enumerate(sorted(set(types)))}
         self.type_code = np.asarray([type_codes[t] for t in types], dtype=np.int64)
+        self.attr_codes = {}  # attribute -> (codes per row, number of classes)
+        for name in ATTRIBUTE_TARGETS:
+            vals = [catalog.products[r].attributes.get(name, "") for r in rows]
+            vocab = {v: i for i, v in enumerate(sorted(set(vals)))}
+            self.attr_codes[name] = (np.asarray([vocab[v] for v in vals], np.int64), len(vocab))
         titles = [normalize_title(catalog.products[r].title) for r in rows]
         codes = {t: i for i, t in enumerate(dict.fromkeys(titles))}
         self.title_code = np.asarray([codes[t] for t in titles], dtype=np.int64)
@@ -189,9 +215,14 @@ def train_towers(
             raise ValueError(f"init state does not fit {cfg.spec}: {missing} {unexpected}")
     model = model.to(device)
     loss_fn = make_loss(cfg.loss).to(device)
-    params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     train = CachedData(feats, catalog, split.train)
+    aux = None
+    if cfg.attr_loss > 0:
+        classes = {k: n for k, (_, n) in train.attr_codes.items() if n > 1}
+        aux = AttributeClassifiers(cfg.spec.dim, classes).to(device)
+    params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
+    params += list(aux.parameters()) if aux is not None else []
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     val = CachedData(feats, catalog, split.val) if split.val else None
     steps_per_epoch = max(1, len(train.rows) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -232,6 +263,12 @@ def train_towers(
                 else:
                     positives = torch.eye(len(rows), dtype=torch.bool, device=device)
                 loss = loss_fn(t, v, positives)
+                if aux is not None:
+                    labels = {
+                        k: torch.from_numpy(train.attr_codes[k][0][idx]).to(device)
+                        for k in aux.heads
+                    }
+                    loss = loss + cfg.attr_loss * 0.5 * (aux(t, labels) + aux(v, labels))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

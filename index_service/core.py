@@ -126,7 +126,12 @@ class IndexStore:
             raise InvalidArgument(f"shards: {missing} not held by this process")
         opts = opts or SearchOptions(exact_max=self.config.exact_max)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        key = (
+        async def run(rows: np.ndarray) -> list[list[Hit]]:
+            return await self._search_now(c, rows, k, flt, opts, targets, include_attributes)
+
+        if not any(c.shards[s].batches_well for s in targets):
+            return await run(queries), list(targets)
+        key = (  # every parameter of the search: a shared call is exactly the separate ones
             id(c),
             k,
             flt.SerializeToString(deterministic=True) if flt is not None else b"",
@@ -134,10 +139,6 @@ class IndexStore:
             tuple(targets),
             include_attributes,
         )
-
-        async def run(rows: np.ndarray) -> list[list[Hit]]:
-            return await self._search_now(c, rows, k, flt, opts, targets, include_attributes)
-
         return await self.coalescer.run(key, queries, run), list(targets)
 
     async def _search_now(

@@ -138,6 +138,11 @@ class Shard:
         # A CPU Flat shard has no faiss index: its vectors array *is* the index (scanned by
         # faiss's knn kernels with the same selector support), so vectors are held once.
         self.flat = isinstance(_unwrap(probe), faiss.IndexFlat) and device is None
+        # Worth coalescing concurrent queries into one call: a scan (one pass over the vectors
+        # serves them all) or a GPU. CPU HNSW/IVF answer each request alone: faiss runs a
+        # multi-query HNSW/IVF search with OpenMP threads that compete with the RPC threads,
+        # and coalescing them measured slower (docs/benchmarks.md).
+        self.batches_well = self.flat or device is not None
         self.needs_training = not probe.is_trained
         self.train_min = train_min or self._default_train_min(probe)
         if not self.needs_training and not self.flat:

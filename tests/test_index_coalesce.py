@@ -121,3 +121,24 @@ def test_server_coalesces_concurrent_searches_with_identical_results(tmp_path, f
         answered = metric_value(text, "vitrine_index_search_batch_requests_sum")
         assert answered == len(q)
         assert calls < len(q)  # 64 simultaneous requests did share faiss calls
+
+
+def test_cpu_hnsw_answers_each_request_alone(tmp_path):
+    with ServerThread(IndexServer(_config(tmp_path))) as server:
+        from index_service.client import IndexClient
+
+        with IndexClient(server.target) as c:
+            load(c, "h", 2000, spec="HNSW32", batch=1000)
+        q = clustered(16, seed=5)
+
+        async def burst():
+            ac = AsyncIndexClient(server.target)
+            try:
+                return await asyncio.gather(*(ac.search("h", q[j : j + 1]) for j in range(16)))
+            finally:
+                await ac.close()
+
+        assert all(len(r[0]) == 10 for r in asyncio.run(burst()))
+        text = scrape(server.server.metrics_port)
+        assert metric_value(text, "vitrine_index_search_batch_requests_count") == 0
+

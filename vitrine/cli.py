@@ -325,6 +325,14 @@ def serve_index(
     search_threads: Annotated[
         int | None, typer.Option(help="Threads searching shards in parallel (0 = cores).")
     ] = None,
+    search_batch_rows: Annotated[
+        int | None,
+        typer.Option(help="Concurrent queries coalesced into one faiss call (<= 1: off)."),
+    ] = None,
+    index_device: Annotated[
+        str | None,
+        typer.Option(help="Where shard indexes live: auto (GPUs when faiss sees them), cpu, gpu."),
+    ] = None,
     ready_file: ReadyFileOpt = None,
 ) -> None:
     """Serve sharded, durable FAISS collections over gRPC (vitrine.v1.IndexService)."""
