@@ -210,7 +210,10 @@ def train_towers(
     device = cfg.device
     model = TrainableTowers(cfg.spec)
     if init is not None:  # heads trained on frozen features: only the unfrozen tails start fresh
-        missing, unexpected = model.load_state_dict(init, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(init, strict=False)
+        except RuntimeError as exc:  # shape mismatch
+            raise ValueError(f"init state does not fit {cfg.spec}: {exc}") from exc
         if unexpected or any(not k.startswith(("text_tail.", "image_tail.")) for k in missing):
             raise ValueError(f"init state does not fit {cfg.spec}: {missing} {unexpected}")
     model = model.to(device)

@@ -141,4 +141,3 @@ def test_cpu_hnsw_answers_each_request_alone(tmp_path):
         assert all(len(r[0]) == 10 for r in asyncio.run(burst()))
         text = scrape(server.server.metrics_port)
         assert metric_value(text, "vitrine_index_search_batch_requests_count") == 0
-

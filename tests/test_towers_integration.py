@@ -142,6 +142,36 @@ def _train_and_export_unfrozen(demo_catalog, cache_dir, models, device):
     return trained
 
 
+def test_fine_tuning_starts_from_frozen_heads_with_the_attribute_loss(
+    demo_catalog, feature_cache_dir
+):
+    from exporter.features import extract_features
+    from exporter.split import split_products
+    from exporter.towers import TowerSpec
+    from exporter.train import TrainConfig, train_towers
+
+    split = split_products(demo_catalog.products, 90, 60)
+    frozen = TrainConfig(batch_size=32, max_steps=2, warmup_steps=1, attr_loss=0.2)
+    feats = extract_features(demo_catalog, cache_dir=feature_cache_dir, quiet=True)
+    init = train_towers(demo_catalog, feats, split, frozen, quiet=True).model.state_dict()
+    tuned_cfg = TrainConfig(spec=TowerSpec(image_tail=1), batch_size=32, max_steps=0)
+    feats1 = extract_features(demo_catalog, 0, 1, cache_dir=feature_cache_dir, quiet=True)
+    tuned = train_towers(demo_catalog, feats1, split, tuned_cfg, quiet=True, init=init).model
+    for name, value in tuned.state_dict().items():  # heads from stage 1, tail from the backbone
+        if name in init:
+            assert torch.equal(value, init[name]), name
+    assert any(n.startswith("image_tail.") for n in tuned.state_dict())
+    with pytest.raises(ValueError, match="does not fit"):
+        train_towers(
+            demo_catalog,
+            feats,
+            split,
+            TrainConfig(spec=TowerSpec(dim=64), max_steps=0),
+            quiet=True,
+            init=init,
+        )
+
+
 def test_partial_unfreezing_trains_and_exports_with_parity(
     demo_catalog, feature_cache_dir, tmp_path
 ):

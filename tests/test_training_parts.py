@@ -88,3 +88,18 @@ def test_epoch_order_is_a_permutation_with_type_runs():
         head = data.type_code[hard[b * 16 : b * 16 + 8]]
         purity.append(np.bincount(head).max() / len(head))
     assert np.mean(purity) > 0.8
+
+
+def test_attribute_classifiers_average_the_per_attribute_cross_entropies():
+    from exporter.train import AttributeClassifiers
+
+    torch.manual_seed(0)
+    aux = AttributeClassifiers(4, {"gender": 2, "baseColour": 3})
+    emb = torch.randn(5, 4)
+    labels = {"gender": torch.tensor([0, 1, 0, 1, 1]), "baseColour": torch.tensor([2, 0, 1, 1, 0])}
+    ce = torch.nn.functional.cross_entropy
+    want = 0.5 * (
+        ce(aux.heads["gender"](emb), labels["gender"])
+        + ce(aux.heads["baseColour"](emb), labels["baseColour"])
+    )
+    assert aux(emb, labels).item() == pytest.approx(want.item(), rel=1e-6)
