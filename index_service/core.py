@@ -126,6 +126,7 @@ class IndexStore:
             raise InvalidArgument(f"shards: {missing} not held by this process")
         opts = opts or SearchOptions(exact_max=self.config.exact_max)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+
         async def run(rows: np.ndarray) -> list[list[Hit]]:
             return await self._search_now(c, rows, k, flt, opts, targets, include_attributes)
 
