@@ -104,14 +104,14 @@ def main() -> None:
     args = ap.parse_args()
     catalog = load_catalog(args.catalog)
     split = split_products(catalog.products)
-    base = (extract_features(catalog, quiet=True), catalog)
+    title_code = CachedData(extract_features(catalog, quiet=True), catalog, split.test).title_code
     rows = []
     for name in args.variants:
         var = VARIANTS[name]
         var = var if isinstance(var, Variant) else Variant(var)
         t0 = time.perf_counter()
         embeddings = [train_and_embed(catalog, split, var, seed) for seed in var.seeds]
-        m = score(embeddings, CachedData(*base, split.test).title_code)
+        m = score(embeddings, title_code)
         rows.append(
             {
                 "variant": name,

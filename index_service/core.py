@@ -45,13 +45,14 @@ class IndexStore:
         self._background = ThreadPoolExecutor(1, thread_name_prefix="rebuild")
         self._lock = asyncio.Lock()
         self.coalescer = SearchCoalescer(config.search_batch_rows)
+        self._gpus = devices.resolve(config.index_device)
 
     def _kw(self) -> dict:
         return {
             "fsync": self.config.fsync,
             "snapshot_wal_bytes": self.config.snapshot_wal_mb * 1024 * 1024,
             "compact_ratio": self.config.compact_ratio,
-            "gpus": devices.resolve(self.config.index_device),
+            "gpus": self._gpus,
         }
 
     async def start(self) -> None:

@@ -43,9 +43,7 @@ def resolve(placement: str) -> int:
 
 def gpu_capable(index: faiss.Index) -> bool:
     inner = faiss.downcast_index(index)
-    return isinstance(inner, faiss.IndexFlat | faiss.IndexIVF) and not isinstance(
-        inner, faiss.IndexHNSW
-    )
+    return isinstance(inner, faiss.IndexFlat | faiss.IndexIVF)
 
 
 def is_gpu(index: faiss.Index | None) -> bool:

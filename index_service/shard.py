@@ -109,6 +109,13 @@ def search_params(index: faiss.Index, sel, ef: int, nprobe: int):
     return p
 
 
+def bitmap_selector(mask: np.ndarray) -> tuple[faiss.IDSelectorBitmap, np.ndarray]:
+    """A faiss selector of the labels set in ``mask``, and the packed bitmap it points into
+    (keep the bitmap alive for as long as the selector is used)."""
+    bitmap = np.packbits(mask, bitorder="little")
+    return faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)), bitmap
+
+
 def supports_selector(index: faiss.Index) -> bool:
     inner = _unwrap(index)
     return isinstance(inner, faiss.IndexFlat | faiss.IndexHNSW | faiss.IndexIVF)
@@ -325,10 +332,7 @@ class Shard:
         n, k = st.n, min(k, st.n)
         dist = np.empty((len(q), k), dtype=np.float32)
         labels = np.empty((len(q), k), dtype=np.int64)
-        sel = bitmap = None
-        if mask is not None:
-            bitmap = np.packbits(mask[:n], bitorder="little")
-            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        sel, bitmap = bitmap_selector(mask) if mask is not None else (None, None)
         args = (faiss.swig_ptr(q), faiss.swig_ptr(st.vectors), self.dim, len(q), n, k)
         out = (faiss.swig_ptr(dist), faiss.swig_ptr(labels))
         if self.metric == IP:
@@ -342,8 +346,7 @@ class Shard:
         sel = bitmap = None
         ef = opts.ef_search
         if mask is not None:
-            bitmap = np.packbits(mask, bitorder="little")
-            sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+            sel, bitmap = bitmap_selector(mask)
             if isinstance(_unwrap(st.index), faiss.IndexHNSW):
                 base = ef or _unwrap(st.index).hnsw.efSearch
                 selectivity = max(mask.mean(), 1e-6)

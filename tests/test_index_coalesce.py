@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from index_service.client import AsyncIndexClient
+from index_service.client import AsyncIndexClient, IndexClient
 from index_service.coalesce import SearchCoalescer
 from index_service.server import IndexServer
 from tests.support.servers import ServerThread, metric_value, scrape
@@ -93,8 +93,6 @@ def test_a_failure_reaches_every_member_and_a_cancelled_caller_is_skipped():
 @pytest.mark.parametrize("flt", [None, eq("colour", COLOURS[1])])
 def test_server_coalesces_concurrent_searches_with_identical_results(tmp_path, flt):
     with ServerThread(IndexServer(_config(tmp_path, exact_max=0))) as server:
-        from index_service.client import IndexClient
-
         with IndexClient(server.target) as c:
             x = load(c, "p", 20_000, shards=2, batch=5000)
         q = clustered(64, seed=5)
@@ -125,8 +123,6 @@ def test_server_coalesces_concurrent_searches_with_identical_results(tmp_path, f
 
 def test_cpu_hnsw_answers_each_request_alone(tmp_path):
     with ServerThread(IndexServer(_config(tmp_path))) as server:
-        from index_service.client import IndexClient
-
         with IndexClient(server.target) as c:
             load(c, "h", 2000, spec="HNSW32", batch=1000)
         q = clustered(16, seed=5)
