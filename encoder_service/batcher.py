@@ -32,7 +32,18 @@ from vitrine.serving.errors import DeadlineExceeded, Internal, ResourceExhausted
 
 log = logging.getLogger("vitrine.encoder.batcher")
 
-RunBatch = Callable[[Sequence[Any]], np.ndarray]
+# A model returns one array, or a tuple of arrays (several outputs), with one row per item.
+RunBatch = Callable[[Sequence[Any]], np.ndarray | tuple[np.ndarray, ...]]
+
+
+def _rows(out) -> int:
+    return len(out[0]) if isinstance(out, tuple) else len(out)
+
+
+def _slice(out, start: int, n: int):
+    if isinstance(out, tuple):
+        return tuple(o[start : start + n] for o in out)
+    return out[start : start + n]
 
 
 @dataclass
@@ -114,8 +125,9 @@ class DynamicBatcher:
         return self._queued_items
 
     # -- submit --------------------------------------------------------------------------------
-    async def submit(self, payload: Any, n: int, deadline: float | None = None) -> np.ndarray:
-        """Queue ``n`` preprocessed items; returns their output rows ``[n, ...]``."""
+    async def submit(self, payload: Any, n: int, deadline: float | None = None):
+        """Queue ``n`` preprocessed items; returns their output rows ``[n, ...]`` (a tuple of
+        such arrays for a model with several outputs)."""
         if self._closing:
             raise Unavailable(f"model {self.name} is unloading")
         if self._queued_items + n > self.max_queue_items:
@@ -195,8 +207,8 @@ class DynamicBatcher:
                     self._executor, self._run_batch, [p.payload for p in batch]
                 )
                 compute = time.perf_counter() - t0
-                if len(out) != items:
-                    raise RuntimeError(f"model returned {len(out)} rows for {items} items")
+                if _rows(out) != items:
+                    raise RuntimeError(f"model returned {_rows(out)} rows for {items} items")
             except Exception as exc:
                 log.exception("batch failed", extra={"model": self.name, "items": items})
                 for p in batch:
@@ -212,5 +224,5 @@ class DynamicBatcher:
             for p in batch:
                 self.stats.on_queue_time(p.queue_s)
                 if not p.future.done():
-                    p.future.set_result(out[start : start + p.n])
+                    p.future.set_result(_slice(out, start, p.n))
                 start += p.n

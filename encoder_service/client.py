@@ -26,6 +26,47 @@ class EmbedResult:
     vectors: np.ndarray  # float32 [n, dim]
     token_counts: list[int] | None = None
     truncated: list[bool] | None = None
+    payloads: list[bytes] | None = None  # per image, when asked for (the reranker reads them)
+
+
+@dataclass
+class RerankResult:
+    model: str
+    version: int
+    scores: list[float]  # blended with the retrieval scores, higher is better
+    match_scores: list[float]  # the image-text match logits alone
+
+
+@dataclass
+class Candidate:
+    """One candidate of a Rerank call: its payload and/or title, and its retrieval score."""
+
+    payload: bytes = b""
+    title: str = ""
+    retrieval_score: float = 0.0
+
+
+def _rerank_request(
+    model, query_text, query_payload, candidates, text_weight, image_weight, version
+):
+    return encoder_pb2.RerankRequest(
+        model=model,
+        version=version,
+        query_text=query_text,
+        query_payload=query_payload,
+        candidates=[
+            encoder_pb2.RerankCandidate(
+                payload=c.payload, title=c.title, retrieval_score=c.retrieval_score
+            )
+            for c in candidates
+        ],
+        text_weight=text_weight,
+        image_weight=image_weight,
+    )
+
+
+def _rerank_result(r: encoder_pb2.RerankResponse) -> RerankResult:
+    return RerankResult(r.model, r.version, list(r.scores), list(r.match_scores))
 
 
 def _text_result(r: encoder_pb2.EmbedTextResponse) -> EmbedResult:
@@ -39,7 +80,10 @@ def _text_result(r: encoder_pb2.EmbedTextResponse) -> EmbedResult:
 
 
 def _image_result(r: encoder_pb2.EmbedImagesResponse) -> EmbedResult:
-    return EmbedResult(r.model, r.version, from_tensor(r.embeddings, "embeddings"))
+    payloads = list(r.payloads) if r.payloads else None
+    return EmbedResult(
+        r.model, r.version, from_tensor(r.embeddings, "embeddings"), payloads=payloads
+    )
 
 
 class EncoderClient(SyncClientBase):
@@ -52,10 +96,33 @@ class EncoderClient(SyncClientBase):
         return _text_result(self._call("EmbedText", req, timeout))
 
     def embed_images(
-        self, model: str, images: Sequence[bytes], version: int = 0, timeout: float | None = None
+        self,
+        model: str,
+        images: Sequence[bytes],
+        version: int = 0,
+        timeout: float | None = None,
+        include_payloads: bool = False,
     ) -> EmbedResult:
-        req = encoder_pb2.EmbedImagesRequest(model=model, version=version, images=list(images))
+        req = encoder_pb2.EmbedImagesRequest(
+            model=model, version=version, images=list(images), include_payloads=include_payloads
+        )
         return _image_result(self._call("EmbedImages", req, timeout))
+
+    def rerank(
+        self,
+        model: str,
+        candidates: Sequence[Candidate],
+        query_text: str = "",
+        query_payload: bytes = b"",
+        text_weight: float = 0.0,
+        image_weight: float = 0.0,
+        version: int = 0,
+        timeout: float | None = None,
+    ) -> RerankResult:
+        req = _rerank_request(
+            model, query_text, query_payload, candidates, text_weight, image_weight, version
+        )
+        return _rerank_result(self._call("Rerank", req, timeout))
 
     def model_info(self, model: str = "") -> list[encoder_pb2.ModelInfo]:
         return list(self._call("GetModelInfo", encoder_pb2.GetModelInfoRequest(model=model)).models)
@@ -78,10 +145,33 @@ class AsyncEncoderClient(AsyncClientBase):
         return _text_result(await self._call("EmbedText", req, timeout))
 
     async def embed_images(
-        self, model: str, images: Sequence[bytes], version: int = 0, timeout: float | None = None
+        self,
+        model: str,
+        images: Sequence[bytes],
+        version: int = 0,
+        timeout: float | None = None,
+        include_payloads: bool = False,
     ) -> EmbedResult:
-        req = encoder_pb2.EmbedImagesRequest(model=model, version=version, images=list(images))
+        req = encoder_pb2.EmbedImagesRequest(
+            model=model, version=version, images=list(images), include_payloads=include_payloads
+        )
         return _image_result(await self._call("EmbedImages", req, timeout))
+
+    async def rerank(
+        self,
+        model: str,
+        candidates: Sequence[Candidate],
+        query_text: str = "",
+        query_payload: bytes = b"",
+        text_weight: float = 0.0,
+        image_weight: float = 0.0,
+        version: int = 0,
+        timeout: float | None = None,
+    ) -> RerankResult:
+        req = _rerank_request(
+            model, query_text, query_payload, candidates, text_weight, image_weight, version
+        )
+        return _rerank_result(await self._call("Rerank", req, timeout))
 
     async def model_info(self, model: str = "") -> list[encoder_pb2.ModelInfo]:
         resp = await self._call("GetModelInfo", encoder_pb2.GetModelInfoRequest(model=model))

@@ -27,6 +27,8 @@ class EncoderConfig(ServerConfig):
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_text_chars: int = 8192
+    max_rerank_candidates: int = 200  # candidates per Rerank call
+    rerank_batch_pairs: int = 256  # (query, candidate) pairs per rerank execution
     text_overflow: str = "truncate"  # truncate | reject: texts longer than the model's window
 
     def validate(self) -> None:
@@ -37,6 +39,10 @@ class EncoderConfig(ServerConfig):
             raise ConfigError("max_queue_delay_us: must be >= 0")
         if self.max_queue_items < self.max_batch_size:
             raise ConfigError("max_queue_items: must be >= max_batch_size")
+        if self.max_rerank_candidates < 1 or self.rerank_batch_pairs < 1:
+            raise ConfigError("max_rerank_candidates/rerank_batch_pairs: must be >= 1")
+        if self.max_queue_items < 2 * self.max_rerank_candidates:
+            raise ConfigError("max_queue_items: must be >= 2 * max_rerank_candidates")
         if self.instances < 1:
             raise ConfigError("instances: must be >= 1")
         if self.intra_op_threads < 0 or self.decode_workers < 0:

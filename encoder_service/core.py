@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from encoder_service.config import EncoderConfig
 from encoder_service.metrics import EncoderMetrics
 from encoder_service.models import LoadedModel, ModelRegistry
+from encoder_service.rerank import Candidate, build_pairs, combine
 from vitrine.serving.errors import InvalidArgument
 
 log = logging.getLogger("vitrine.encoder")
@@ -26,6 +27,15 @@ class Embeddings:
     vectors: np.ndarray  # float32 [n, dim]
     token_counts: list[int] | None = None
     truncated: list[bool] | None = None
+    payloads: list[bytes] | None = None  # image towers with a payload output, when asked for
+
+
+@dataclass
+class Reranked:
+    model: str
+    version: int
+    scores: np.ndarray  # float32 [candidates]: blended with the retrieval scores
+    match_scores: np.ndarray  # float32 [candidates]: the match features alone
 
 
 class Encoder:
@@ -98,15 +108,63 @@ class Encoder:
         )
 
     async def embed_images(
-        self, name: str, version: int, images: Sequence[bytes], deadline: float | None = None
+        self,
+        name: str,
+        version: int,
+        images: Sequence[bytes],
+        deadline: float | None = None,
+        include_payloads: bool = False,
     ) -> Embeddings:
         model = self._model(name, version, "image")
         self._check_batch(model, len(images), "images")
+        if include_payloads and not model.payload_width:
+            raise InvalidArgument(
+                f"include_payloads: model {model.name}/{model.number} has no payload output"
+            )
         t0 = time.perf_counter()
         pixels = await model.prepare_images(images)
         self.metrics.preprocess_time.labels(model.name).observe(time.perf_counter() - t0)
-        vectors = await model.batcher.submit(pixels, len(images), deadline)
-        return Embeddings(model.name, model.number, vectors)
+        out = await model.batcher.submit(pixels, len(images), deadline)
+        if not model.payload_width:
+            return Embeddings(model.name, model.number, out)
+        vectors, payloads = out
+        blobs = [row.astype("<f2").tobytes() for row in payloads] if include_payloads else None
+        return Embeddings(model.name, model.number, vectors, payloads=blobs)
+
+    async def rerank(
+        self,
+        name: str,
+        version: int,
+        query_text: str,
+        query_payload: bytes,
+        candidates: Sequence[Candidate],
+        text_weight: float = 0.0,
+        image_weight: float = 0.0,
+        deadline: float | None = None,
+    ) -> Reranked:
+        """Score ``candidates`` for a text, photo (its payload) or composite query."""
+        model = self._model(name, version, "rerank")
+        args = (
+            model.tokenizer,
+            int(model.rerank.payload["width"]),
+            query_text,
+            query_payload,
+            candidates,
+            text_weight,
+            image_weight,
+            self.config.max_rerank_candidates,
+            self.config.max_text_chars,
+        )
+        t0 = time.perf_counter()
+        pairs = (
+            await asyncio.to_thread(build_pairs, *args)
+            if len(candidates) > 64
+            else build_pairs(*args)
+        )
+        self.metrics.preprocess_time.labels(model.name).observe(time.perf_counter() - t0)
+        score, match = await model.batcher.submit(pairs, pairs.n, deadline)
+        scores, matches = combine(pairs, score, match)
+        return Reranked(model.name, model.number, scores, matches)
 
     def model_info(self, name: str = "") -> list[dict]:
         models = self.models.loaded()

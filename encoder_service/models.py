@@ -1,9 +1,11 @@
-"""Loaded model versions: per-modality preprocessing and batch execution, and the registry.
+"""Loaded model versions: per-kind preprocessing and batch execution, and the registry.
 
 A :class:`LoadedModel` pairs one published version from the model repository with its
 onnxruntime session and its :class:`~encoder_service.batcher.DynamicBatcher`. Preprocessing is the
 shared definition in :mod:`vitrine.preprocess` (the exporter uses the same functions):
-``TextTokenizer`` for texts, ``decode_image`` for images.
+``TextTokenizer`` for texts, ``decode_image`` for images. Kinds: text and image towers (an image
+tower may also output the reranker's ``payload``), and rerank models, whose batches are
+(query, candidate) pairs of any number of requests (:mod:`encoder_service.rerank`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 
 from encoder_service.batcher import BatchStats, DynamicBatcher
 from encoder_service.config import EncoderConfig
+from encoder_service.rerank import concat_pairs
 from encoder_service.runtime import OnnxRunner, choose_providers
-from vitrine.model_repo import ModelRepository, ModelVersion
+from vitrine.model_repo import ModelRepository, ModelVersion, RerankSpec
 from vitrine.preprocess import (
     IMAGE_SIZE,
     ImageDecodeError,
@@ -70,18 +73,29 @@ class LoadedModel:
         self.number = self.manifest.version
         self.modality = self.manifest.modality
         self.dim = self.manifest.embedding_dim
-        self.max_batch = min(config.max_batch_size, self.manifest.max_batch_size or 10**9)
+        self.rerank: RerankSpec | None = None
+        outputs = (self.manifest.output,)
+        if self.modality == "rerank":
+            self.rerank = RerankSpec.from_dict(self.manifest.rerank)
+            self.max_batch = config.rerank_batch_pairs
+            outputs += ("match",)
+        else:
+            self.max_batch = min(config.max_batch_size, self.manifest.max_batch_size or 10**9)
+        self.payload_width = 0
+        if self.modality == "image" and "payload" in self.manifest.outputs:
+            self.payload_width = int(self.manifest.outputs["payload"]["shape"][-1])
+            outputs += ("payload",)
         self.runner = OnnxRunner(
             str(version.onnx_path),
             choose_providers(config.providers, config.device_id),
             config.threads,
-            output=self.manifest.output,
+            output=outputs,
         )
         self._decode_pool = decode_pool
         self.tokenizer: TextTokenizer | None = None
         self.image_size = IMAGE_SIZE
         self.image_input = next(iter(self.manifest.inputs))
-        if self.modality == "text":
+        if self.modality in ("text", "rerank"):
             tok = self.manifest.tokenizer or {}
             self.tokenizer = TextTokenizer(version.tokenizer_path, int(tok.get("max_length", 64)))
         else:
@@ -151,13 +165,13 @@ class LoadedModel:
         return np.stack(results)
 
     # -- execution (worker thread) ------------------------------------------------------------------
-    def run_batch(self, parts: Sequence) -> np.ndarray:
+    def run_batch(self, parts: Sequence):
         if self.modality == "text":
             return self._run_text(_concat_tokens(parts, self.tokenizer.pad_id))
-        else:
-            pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            feeds = {self.image_input: pixels}
-        return self.runner.run(feeds)
+        if self.modality == "rerank":
+            return self.runner.run(concat_pairs(parts))
+        pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self.runner.run({self.image_input: pixels})
 
     def _run_text(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run a text batch; a large batch with much padding runs as two length-sorted halves.
@@ -194,12 +208,22 @@ class LoadedModel:
             "version": self.number,
             "modality": self.modality,
             "dim": self.dim,
-            "max_batch_size": self.max_batch,
+            "max_batch_size": self.config.max_rerank_candidates if self.rerank else self.max_batch,
             "preprocessing": pre,
             "tokenizer": str(tok.get("name", tok.get("file", ""))) if tok else "",
             "max_sequence_length": self.tokenizer.max_length if self.tokenizer else 0,
             "image_size": self.image_size if self.modality == "image" else 0,
             "providers": self.runner.providers,
+            "outputs": sorted(self.manifest.outputs),
+            "rerank": None
+            if self.rerank is None
+            else {
+                "text_model": self.rerank.text_model,
+                "image_model": self.rerank.image_model,
+                "payload_width": int(self.rerank.payload["width"]),
+                "payload_bytes": self.rerank.payload_bytes,
+                "candidates": self.rerank.candidates,
+            },
         }
 
 

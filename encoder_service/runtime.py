@@ -24,14 +24,16 @@ def choose_providers(wanted: str, device_id: int = 0) -> list:
 
 
 class OnnxRunner:
-    """One onnxruntime session with fixed input names and one output.
+    """One onnxruntime session with fixed input names and output(s).
 
     ``run`` is thread-safe (onnxruntime sessions are) and releases the GIL while computing. On the
     CUDA provider the output is bound with I/O binding so onnxruntime allocates it on the device
     and copies it back once, instead of per-call host staging.
     """
 
-    def __init__(self, path: str, providers: list, threads: int, output: str = "embedding") -> None:
+    def __init__(
+        self, path: str, providers: list, threads: int, output: str | tuple[str, ...] = "embedding"
+    ) -> None:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -41,16 +43,20 @@ class OnnxRunner:
         self.session = ort.InferenceSession(path, sess_options=opts, providers=providers)
         self.providers = self.session.get_providers()
         self.cuda = self.providers[0] == "CUDAExecutionProvider"
-        self.output = output
+        self.outputs = [output] if isinstance(output, str) else list(output)
         self.input_names = [i.name for i in self.session.get_inputs()]
         log.info("session", extra={"model": path, "providers": self.providers, "threads": threads})
 
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray | tuple[np.ndarray, ...]:
+        """The output for ``feeds``; a tuple when the runner has several outputs."""
         if not self.cuda:
-            return self.session.run([self.output], feeds)[0]
-        binding = self.session.io_binding()
-        for name, value in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        binding.bind_output(self.output, "cuda")
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+            out = self.session.run(self.outputs, feeds)
+        else:
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            for name in self.outputs:
+                binding.bind_output(name, "cuda")
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()
+        return out[0] if len(out) == 1 else tuple(out)

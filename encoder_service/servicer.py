@@ -7,12 +7,17 @@ import time
 import grpc
 
 from encoder_service.core import Encoder
+from encoder_service.rerank import Candidate
 from vitrine.serving.grpc_app import rpc
 from vitrine.serving.metrics import RpcMetrics
 from vitrine.tensors import to_tensor
 from vitrine.v1 import encoder_pb2, encoder_pb2_grpc
 
-_MODALITY = {"text": encoder_pb2.MODALITY_TEXT, "image": encoder_pb2.MODALITY_IMAGE}
+_MODALITY = {
+    "text": encoder_pb2.MODALITY_TEXT,
+    "image": encoder_pb2.MODALITY_IMAGE,
+    "rerank": encoder_pb2.MODALITY_RERANK,
+}
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
@@ -32,6 +37,8 @@ def model_info_pb(info: dict) -> encoder_pb2.ModelInfo:
         max_sequence_length=info["max_sequence_length"],
         image_size=info["image_size"],
         latest=info["latest"],
+        outputs=info["outputs"],
+        rerank=encoder_pb2.RerankInfo(**info["rerank"]) if info["rerank"] else None,
     )
 
 
@@ -56,10 +63,36 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
     @rpc
     async def EmbedImages(self, request, context):
         out = await self.encoder.embed_images(
-            request.model, request.version, request.images, _deadline(context)
+            request.model,
+            request.version,
+            request.images,
+            _deadline(context),
+            request.include_payloads,
         )
         return encoder_pb2.EmbedImagesResponse(
-            model=out.model, version=out.version, embeddings=to_tensor(out.vectors)
+            model=out.model,
+            version=out.version,
+            embeddings=to_tensor(out.vectors),
+            payloads=out.payloads or [],
+        )
+
+    @rpc
+    async def Rerank(self, request, context):
+        out = await self.encoder.rerank(
+            request.model,
+            request.version,
+            request.query_text,
+            request.query_payload,
+            [Candidate(c.payload, c.title, c.retrieval_score) for c in request.candidates],
+            request.text_weight,
+            request.image_weight,
+            _deadline(context),
+        )
+        return encoder_pb2.RerankResponse(
+            model=out.model,
+            version=out.version,
+            scores=out.scores.tolist(),
+            match_scores=out.match_scores.tolist(),
         )
 
     @rpc

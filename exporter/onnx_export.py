@@ -23,6 +23,9 @@ from vitrine.preprocess import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD
 log = logging.getLogger(__name__)
 OPSET = 18
 PARITY_ATOL = 1e-4
+# float16 outputs (the reranker payload) round float32 values that already differ by ~1e-6:
+# one float16 step (2^-10 relative) is the expected worst case.
+FLOAT16_RTOL = 2.0**-9
 
 
 class ExportParityError(RuntimeError):
@@ -30,7 +33,12 @@ class ExportParityError(RuntimeError):
 
 
 def _export(
-    module: nn.Module, args: tuple, path: Path, input_names: list[str], dynamic: dict
+    module: nn.Module,
+    args: tuple,
+    path: Path,
+    input_names: list[str],
+    dynamic: dict,
+    output_names: tuple[str, ...] = ("embedding",),
 ) -> None:
     module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +49,7 @@ def _export(
             args,
             str(path),
             input_names=input_names,
-            output_names=["embedding"],
+            output_names=list(output_names),
             dynamic_axes=dynamic,
             opset_version=OPSET,
             dynamo=False,
@@ -53,22 +61,40 @@ def _export(
     onnx.checker.check_model(model, full_check=True)
 
 
-def onnx_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+def onnx_outputs(
+    path: Path, feeds: dict[str, np.ndarray], names: tuple[str, ...] = ("embedding",)
+) -> list[np.ndarray]:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(["embedding"], feeds)[0]
+    return sess.run(list(names), feeds)
 
 
-def check_parity(module: nn.Module, path: Path, feeds: dict[str, np.ndarray]) -> float:
-    """Max abs difference between PyTorch and onnxruntime on ``feeds``; raises past the tolerance."""
+def check_parity(
+    module: nn.Module,
+    path: Path,
+    feeds: dict[str, np.ndarray],
+    names: tuple[str, ...] = ("embedding",),
+) -> dict[str, float]:
+    """Max abs difference per output between PyTorch and onnxruntime on ``feeds``; raises past
+    the tolerance (``PARITY_ATOL``; float16 outputs: one float16 step of the value)."""
     with torch.no_grad():
-        ref = module(*(torch.from_numpy(v) for v in feeds.values())).numpy()
-    got = onnx_outputs(path, feeds)
-    diff = float(np.abs(ref - got).max())
-    if not np.isfinite(diff) or diff > PARITY_ATOL:
-        raise ExportParityError(f"{path}: max abs diff {diff:.3g} > {PARITY_ATOL}")
-    return diff
+        ref = module(*(torch.from_numpy(v) for v in feeds.values()))
+    refs = ref if isinstance(ref, tuple) else (ref,)
+    diffs = {}
+    for name, r, got in zip(names, refs, onnx_outputs(path, feeds, names), strict=True):
+        r = r.numpy()
+        err = np.abs(r.astype(np.float64) - got.astype(np.float64))
+        if r.dtype == np.float16:
+            bound = np.maximum(PARITY_ATOL, FLOAT16_RTOL * np.abs(r.astype(np.float64)))
+            ok = bool((err <= bound).all())
+        else:
+            ok = bool(err.max() <= PARITY_ATOL) if err.size else True
+        diff = float(err.max()) if err.size else 0.0
+        if not np.isfinite(diff) or not ok:
+            raise ExportParityError(f"{path}: output {name}: max abs diff {diff:.3g}")
+        diffs[name] = diff
+    return diffs
 
 
 def export_text_tower(
@@ -87,19 +113,24 @@ def export_text_tower(
             "embedding": {0: "batch"},
         },
     )
-    return check_parity(tower, path, {"input_ids": sample_ids, "attention_mask": sample_mask})
+    feeds = {"input_ids": sample_ids, "attention_mask": sample_mask}
+    return check_parity(tower, path, feeds)["embedding"]
 
 
-def export_image_tower(tower: nn.Module, dest: Path, sample_pixels: np.ndarray) -> float:
+def export_image_tower(tower: nn.Module, dest: Path, sample_pixels: np.ndarray) -> dict[str, float]:
+    """Export to ``dest/model.onnx`` (outputs ``embedding`` and, with payload heads,
+    ``payload``); returns the parity diff of each output on the sample batch."""
     path = dest / MODEL_FILE
+    names = ("embedding", "payload") if getattr(tower, "payload_heads", None) else ("embedding",)
     _export(
         tower,
         (torch.from_numpy(sample_pixels),),
         path,
         ["pixels"],
-        {"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+        {"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+        names,
     )
-    return check_parity(tower, path, {"pixels": sample_pixels})
+    return check_parity(tower, path, {"pixels": sample_pixels}, names)
 
 
 def text_manifest_fields(dim: int, max_length: int) -> dict:
@@ -155,8 +186,13 @@ def publish_pair(
     metrics: dict | None = None,
     version: int | None = None,
     image_fields: dict | None = None,
+    payload_layout: dict | None = None,
 ) -> tuple[ModelVersion, ModelVersion]:
-    """Export both towers as one new version each, check parity, then publish the manifests."""
+    """Export both towers as one new version each, check parity, then publish the manifests.
+
+    ``payload_layout``: the image tower carries the reranker's payload heads; its manifest then
+    declares the ``payload`` output (float16 ``[batch, width]``) and its layout.
+    """
     from vitrine.preprocess import TextTokenizer
 
     v = version or max(repo.next_version(text_name), repo.next_version(image_name))
@@ -165,15 +201,16 @@ def publish_pair(
     shutil.copyfile(tokenizer_json, tdir / TOKENIZER_FILE)
     batch = TextTokenizer(tdir / TOKENIZER_FILE, max_length=max_length).encode(sample_texts)
     t_diff = export_text_tower(text_tower, tdir, batch.input_ids, batch.attention_mask)
-    i_diff = export_image_tower(image_tower, idir, sample_pixels)
+    i_diffs = export_image_tower(image_tower, idir, sample_pixels)
+    i_diff = i_diffs["embedding"]
     log.info(
-        "exported %s/%s (parity %.2e) and %s/%s (parity %.2e)",
+        "exported %s/%s (parity %.2e) and %s/%s (parity %s)",
         text_name,
         v,
         t_diff,
         image_name,
         v,
-        i_diff,
+        i_diffs,
     )
     metrics = metrics or {}
     tm = Manifest(
@@ -184,12 +221,22 @@ def publish_pair(
         metrics={**metrics, "export_parity_max_abs_diff": t_diff},
         **text_manifest_fields(dim, max_length),
     )
+    image_metrics = {**metrics, "export_parity_max_abs_diff": i_diff}
+    outputs = {}
+    if payload_layout is not None:
+        image_metrics["export_parity_payload_max_abs_diff"] = i_diffs["payload"]
+        outputs["payload"] = {
+            "dtype": "float16",
+            "shape": ["batch", payload_layout["width"]],
+            "layout": payload_layout,
+        }
     im = Manifest(
         name=image_name,
         version=v,
         pair=text_name,
         training=training,
-        metrics={**metrics, "export_parity_max_abs_diff": i_diff},
+        metrics=image_metrics,
+        outputs=outputs,
         **(image_fields or image_manifest_fields(dim)),
     )
     return repo.publish(tm), repo.publish(im)

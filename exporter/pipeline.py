@@ -1,4 +1,9 @@
-"""``vitrine train`` / ``vitrine export``: features -> split -> train -> checkpoint -> ONNX repo."""
+"""``vitrine train`` / ``vitrine export``: features -> split -> train -> checkpoint -> ONNX repo.
+
+``vitrine train`` builds every default model in one run: the towers (and the linear-probe
+baseline), then the reranker on top of the trained towers, then exports them — the image tower
+with the reranker's payload output, so the three share one version number.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import torch
 from exporter import backbones
 from exporter.features import DEFAULT_CACHE, extract_features
 from exporter.onnx_export import publish_pair
-from exporter.split import default_sizes, split_products
+from exporter.rerank import export as rerank_export
+from exporter.rerank.train import RerankConfig, train_reranker
+from exporter.split import Split, default_sizes, split_products
 from exporter.towers import TowerSpec, TrainableTowers, build_towers
 from exporter.train import TrainConfig, probe_config, train_towers
 from vitrine.catalog import Catalog, load_catalog
@@ -24,6 +31,9 @@ CHECKPOINTS = ".checkpoints"
 PAIRS = {"vitrine": ("vitrine-text", "vitrine-image"), "probe": ("probe-text", "probe-image")}
 
 
+RERANK_CHECKPOINT = "rerank.pt"
+
+
 @dataclass
 class Trained:
     name: str
@@ -31,6 +41,7 @@ class Trained:
     text: ModelVersion
     image: ModelVersion
     val_metrics: dict
+    rerank: ModelVersion | None = None
 
 
 def save_checkpoint(path: Path, model: TrainableTowers, cfg: TrainConfig, training: dict) -> Path:
@@ -54,19 +65,26 @@ def export_checkpoint(
     prefix: str,
     sample_catalog: Catalog | None = None,
     version: int | None = None,
-) -> tuple[ModelVersion, ModelVersion]:
-    """Export a training checkpoint as a new version of ``<prefix>-text`` and ``<prefix>-image``.
+    rerank_checkpoint: Path | None = None,
+) -> tuple[ModelVersion, ModelVersion, ModelVersion | None]:
+    """Export a training checkpoint as a new version of ``<prefix>-text`` and ``<prefix>-image``
+    (and, with ``rerank_checkpoint``, the image tower's payload output and the reranker).
 
     Parity is checked on real inputs: the first 8 titles and photos of ``sample_catalog``
     (default: the embedded demo catalog).
     """
     model, training = load_checkpoint(checkpoint)
-    text_tower, image_tower = build_towers(model)
+    rerank = rerank_training = None
+    if rerank_checkpoint is not None:
+        rerank, rerank_training = rerank_export.load_checkpoint(rerank_checkpoint)
+    text_tower, image_tower = build_towers(model, rerank.image_heads if rerank else None)
     sample = (sample_catalog or load_catalog()).products[:8]
     pixels = np.stack([load_image_file(p.image_path) for p in sample])
     text_name, image_name = PAIRS.get(prefix, (f"{prefix}-text", f"{prefix}-image"))
-    return publish_pair(
-        ModelRepository(models),
+    repo = ModelRepository(models)
+    titles = [p.title for p in sample]
+    text_v, image_v = publish_pair(
+        repo,
         text_name,
         image_name,
         text_tower,
@@ -74,12 +92,61 @@ def export_checkpoint(
         backbones.minilm_tokenizer_json(),
         model.spec.max_length,
         model.spec.dim,
-        [p.title for p in sample],
+        titles,
         pixels,
         training,
         metrics={"validation": training.get("val_metrics", {})},
         version=version,
+        payload_layout=rerank.model.layout.to_dict() if rerank else None,
     )
+    if rerank is None:
+        return text_v, image_v, None
+    with torch.no_grad():
+        payloads = image_tower(torch.from_numpy(pixels))[1].numpy()
+    rerank_v = rerank_export.export_reranker(
+        repo,
+        rerank,
+        backbones.minilm_tokenizer_json(),
+        text_v,
+        image_v,
+        [*titles[:4], "navy blue men's casual shirt", "red sports shoes"],
+        payloads[:4],
+        rerank_training,
+    )
+    return text_v, image_v, rerank_v
+
+
+def train_rerank_checkpoint(
+    catalog: Catalog,
+    models: Path,
+    towers: TrainableTowers,
+    spec: TowerSpec,
+    split: Split,
+    split_info: dict,
+    cfg: RerankConfig,
+    cache_dir: Path | None = DEFAULT_CACHE,
+    quiet: bool = False,
+) -> Path:
+    """Train the reranker for ``towers`` and save its checkpoint (export comes with the towers).
+
+    Its image heads read the frozen backbone (the features of a fully frozen trunk).
+    """
+    feats = extract_features(catalog, spec.text_tail, 0, spec.max_length, cache_dir, quiet=quiet)
+    result = train_reranker(
+        catalog, feats, split, towers, backbones.minilm_tokenizer_json(), cfg, quiet=quiet
+    )
+    training = {
+        "data_hash": catalog.fingerprint(),
+        "catalog": str(catalog.root),
+        "products": len(catalog.products),
+        "split": split_info,
+        "config": cfg.to_dict(),
+        "backbones": {"image": backbones.IMAGE_BACKBONE, "text": "MiniLM wordpieces"},
+    }
+    path = Path(models) / CHECKPOINTS / RERANK_CHECKPOINT
+    rerank_export.save_checkpoint(path, result, training)
+    log.info("reranker trained", extra={"metrics": result.metrics})
+    return path
 
 
 def run_training(
@@ -92,7 +159,9 @@ def run_training(
     split_seed: int = 0,
     cache_dir: Path | None = DEFAULT_CACHE,
     quiet: bool = False,
+    rerank: RerankConfig | None = None,
 ) -> list[Trained]:
+    """Train the towers (+ probe) and, with ``rerank``, the reranker; export them all."""
     d_test, d_val = default_sizes(len(catalog.products))
     split_info = {
         "seed": split_seed,
@@ -103,7 +172,7 @@ def run_training(
         catalog.products, split_info["test_size"], split_info["val_size"], split_seed
     )
     runs = [("vitrine", cfg)] + ([("probe", probe_config(cfg))] if with_probe else [])
-    out: list[Trained] = []
+    checkpoints: list[tuple[str, Path, dict]] = []
     data_hash = catalog.fingerprint()
     for prefix, run_cfg in runs:
         spec = run_cfg.spec
@@ -128,13 +197,21 @@ def run_training(
         ckpt = save_checkpoint(
             Path(models) / CHECKPOINTS / f"{prefix}.pt", res.model, run_cfg, training
         )
-        t, i = export_checkpoint(ckpt, Path(models), prefix, catalog)
-        log.info(
-            "published %s/%d and %s/%d",
-            t.manifest.name,
-            t.manifest.version,
-            i.manifest.name,
-            i.manifest.version,
+        checkpoints.append((prefix, ckpt, res.val_metrics))
+        if prefix == "vitrine" and rerank is not None:
+            rerank_ckpt = train_rerank_checkpoint(
+                catalog, models, res.model, spec, split, training["split"], rerank, cache_dir, quiet
+            )
+    out: list[Trained] = []
+    for prefix, ckpt, val_metrics in checkpoints:
+        with_rerank = rerank is not None and prefix == "vitrine"
+        t, i, r = export_checkpoint(
+            ckpt,
+            Path(models),
+            prefix,
+            catalog,
+            rerank_checkpoint=rerank_ckpt if with_rerank else None,
         )
-        out.append(Trained(prefix, ckpt, t, i, res.val_metrics))
+        log.info("published", extra={"models": [m.manifest.name for m in (t, i, r) if m]})
+        out.append(Trained(prefix, ckpt, t, i, val_metrics, r))
     return out

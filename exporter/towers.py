@@ -2,6 +2,7 @@
 
 ``TextTower(input_ids int64 (B,S), attention_mask int64 (B,S)) -> embedding float32 (B,D)``
 ``ImageTower(pixels uint8 (B,224,224,3) RGB) -> embedding float32 (B,D)``
+  (and ``payload float16 (B,P)``, the reranker's per-photo payload, when built with its heads)
 
 ``TrainableTowers`` holds only the parts that learn (tails + heads) and works on cached trunk
 outputs; :func:`build_towers` combines it with fresh trunks into the two exportable modules.
@@ -95,30 +96,59 @@ class TextTower(nn.Module):
 
 
 class ImageTower(nn.Module):
-    def __init__(self, trainable: TrainableTowers, net: nn.Module):
+    """Trunk + tail + head; with ``payload_heads`` (the reranker's) also the photo's payload.
+
+    The payload heads read the *frozen* backbone's outputs (what the reranker was trained on):
+    shared with the embedding path when no image block is fine-tuned, else from a frozen copy.
+    """
+
+    def __init__(
+        self, trainable: TrainableTowers, net: nn.Module, payload_heads: nn.Module | None = None
+    ):
         super().__init__()
         self.trunk = backbones.ImageTrunk(net, trainable.spec.image_tail)
         self.colour = backbones.ImageColour() if trainable.spec.colour else None
         self.mid = trainable.spec.mid
         self.tail = trainable.image_tail
         self.head = trainable.image_head
+        self.payload_heads = payload_heads
+        self.payload_trunk = None
+        self.payload_colour = None
+        if payload_heads is not None:
+            if trainable.spec.image_tail:
+                self.payload_trunk = backbones.ImageTrunk(backbones.load_efficientnet_lite0(), 0)
+            if self.colour is None:
+                self.payload_colour = backbones.ImageColour()
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor):
         fmap, mid = self.trunk.features(pixels)
+        colour = self.colour(pixels) if self.colour is not None else None
         extra = []
-        if self.colour is not None:
-            extra.append(self.colour(pixels))
+        if colour is not None:
+            extra.append(colour)
         if self.mid:
             extra.append(mid)
-        return self.head(self.tail(fmap), torch.cat(extra, dim=1) if extra else None)
+        embedding = self.head(self.tail(fmap), torch.cat(extra, dim=1) if extra else None)
+        if self.payload_heads is None:
+            return embedding
+        from exporter.rerank.image_heads import pooled_features
+
+        if self.payload_trunk is not None:
+            fmap, mid = self.payload_trunk.features(pixels)
+        if colour is None:
+            colour = self.payload_colour(pixels)
+        payload = self.payload_heads(pooled_features(fmap, mid, colour), mid)
+        return embedding, payload.to(torch.float16)
 
 
-def build_towers(trainable: TrainableTowers) -> tuple[TextTower, ImageTower]:
-    """Exportable towers in eval mode.
+def build_towers(
+    trainable: TrainableTowers, payload_heads: nn.Module | None = None
+) -> tuple[TextTower, ImageTower]:
+    """Exportable towers in eval mode (the image tower with the reranker's payload heads, if any).
 
     When a tail is fine-tuned it already holds the trained copies of the last backbone blocks; the
     trunk then comes from a freshly loaded backbone and only runs the frozen earlier blocks.
     """
     text = TextTower(trainable, backbones.load_minilm()).eval()
-    image = ImageTower(trainable, backbones.load_efficientnet_lite0()).eval()
+    image = ImageTower(trainable, backbones.load_efficientnet_lite0(), payload_heads).eval()
     return text, image

@@ -20,8 +20,25 @@ def product(pid: str, title: str, attributes: dict | None = None, image: bytes =
     )
 
 
+_RERANK_MODES = {
+    None: gateway_pb2.RERANK_MODE_UNSPECIFIED,
+    True: gateway_pb2.RERANK_MODE_ON,
+    False: gateway_pb2.RERANK_MODE_OFF,
+}
+
+
 def _search_request(
-    text, image, k, filter, page_size, page_token, text_weight, image_weight, include_attributes
+    text,
+    image,
+    k,
+    filter,
+    page_size,
+    page_token,
+    text_weight,
+    image_weight,
+    include_attributes,
+    rerank=None,
+    rerank_candidates=0,
 ):
     return gateway_pb2.SearchRequest(
         text=text,
@@ -32,6 +49,8 @@ def _search_request(
         page_token=page_token,
         weights=gateway_pb2.CompositeWeights(text_weight=text_weight, image_weight=image_weight),
         include_attributes=include_attributes,
+        rerank=_RERANK_MODES[rerank],
+        rerank_candidates=rerank_candidates,
     )
 
 
@@ -50,7 +69,10 @@ class SearchClient(SyncClientBase):
         image_weight: float = 0.0,
         include_attributes: bool = True,
         timeout: float | None = None,
+        rerank: bool | None = None,
+        rerank_candidates: int = 0,
     ) -> gateway_pb2.SearchResponse:
+        """``rerank``: None = the server default, True/False = on/off."""
         req = _search_request(
             text,
             image,
@@ -61,6 +83,8 @@ class SearchClient(SyncClientBase):
             text_weight,
             image_weight,
             include_attributes,
+            rerank,
+            rerank_candidates,
         )
         return self._call("Search", req, timeout)
 
@@ -98,7 +122,10 @@ class AsyncSearchClient(AsyncClientBase):
         image_weight: float = 0.0,
         include_attributes: bool = True,
         timeout: float | None = None,
+        rerank: bool | None = None,
+        rerank_candidates: int = 0,
     ) -> gateway_pb2.SearchResponse:
+        """``rerank``: None = the server default, True/False = on/off."""
         req = _search_request(
             text,
             image,
@@ -109,6 +136,8 @@ class AsyncSearchClient(AsyncClientBase):
             text_weight,
             image_weight,
             include_attributes,
+            rerank,
+            rerank_candidates,
         )
         return await self._call("Search", req, timeout)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from vitrine.serving.config import ConfigError, ServerConfig
 
 KNOWN_STAGES = ("encode", "search", "rerank", "generate")
-AVAILABLE_STAGES = ("encode", "search")  # rerank and generate arrive with their models
+AVAILABLE_STAGES = ("encode", "search", "rerank")  # generate arrives with its model
 
 
 @dataclass
@@ -19,7 +19,7 @@ class GatewayConfig(ServerConfig):
     collection: str = "products"
     text_model: str = "vitrine-text"
     image_model: str = "vitrine-image"
-    stages: list[str] = field(default_factory=lambda: list(AVAILABLE_STAGES))
+    stages: list[str] = field(default_factory=lambda: list(AVAILABLE_STAGES))  # in order
     default_k: int = 10
     max_k: int = 1000
     text_weight: float = 0.5  # composite queries: default weights of the text and image parts
@@ -31,6 +31,14 @@ class GatewayConfig(ServerConfig):
     ingest_inflight: int = 4  # ingest batches in flight per stream (backpressure)
     num_shards: int = 4  # for a collection the gateway creates on first ingest
     index_spec: str = "HNSW32"
+    # Reranking (the "rerank" stage runs when this model is loaded in the encoder).
+    rerank_model: str = "vitrine-rerank"  # empty: never rerank
+    rerank_default: bool = True  # rerank requests that do not say
+    rerank_candidates: int = 50  # shortlist when neither request nor model says
+    max_rerank_candidates: int = 200
+    rerank_margin_ms: float = 3.0  # time kept for after the rerank stage (answer, transport)
+    rerank_initial_cost_ms: float = 0.3  # per-candidate cost assumed until one is measured
+    rerank_refresh_s: float = 30.0  # how long the answer "is a reranker loaded?" is reused
 
     def validate(self) -> None:
         super().validate()
@@ -58,3 +66,9 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("default_timeout_s must be > 0, retries >= 0")
         if self.ingest_batch < 1 or self.ingest_inflight < 1 or self.num_shards < 1:
             raise ConfigError("ingest_batch/ingest_inflight/num_shards: must be >= 1")
+        if not 1 <= self.rerank_candidates <= self.max_rerank_candidates:
+            raise ConfigError("rerank_candidates: must be in 1..max_rerank_candidates")
+        if self.rerank_margin_ms < 0 or self.rerank_initial_cost_ms <= 0:
+            raise ConfigError("rerank_margin_ms must be >= 0, rerank_initial_cost_ms > 0")
+        if self.rerank_refresh_s < 0:
+            raise ConfigError("rerank_refresh_s: must be >= 0")

@@ -9,15 +9,16 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
 
 from encoder_service.client import AsyncEncoderClient
 from gateway.config import GatewayConfig
-from gateway.downstream import with_retries
 from gateway.pipeline import SearchContext, Stage, run_pipeline
+from gateway.rerank import RerankPlanner
+from gateway.stages import EncodeStage, RerankStage, SearchStage
 from index_service.attributes import Value
 from index_service.client import IndexFanout, SearchHit, _records
 from vitrine.serving.errors import InvalidArgument, NotFound, VitrineError
@@ -32,6 +33,9 @@ class Page:
     partial: bool
     stages_run: list[str]
     timings: list[tuple[str, float]]
+    reranked: int = 0
+    degraded: list[str] | None = None
+    rerank_scores: list[float | None] | None = None  # per hit of this page
 
 
 @dataclass
@@ -49,76 +53,36 @@ class ItemResult:
     message: str = ""
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
+@dataclass
+class _Embedded:
+    """What ingest has computed so far for a batch of products, by row."""
 
-
-class EncodeStage:
-    name = "encode"
-
-    def __init__(self, gw: Gateway):
-        self.gw = gw
-
-    async def run(self, ctx: SearchContext) -> None:
-        cfg, enc = self.gw.config, self.gw.encoder
-        parts = []
-        if ctx.text:
-            parts.append(
-                with_retries(
-                    lambda t: enc.embed_texts(cfg.text_model, [ctx.text], timeout=t),
-                    ctx.deadline,
-                    cfg.retries,
-                )
-            )
-        if ctx.image:
-            parts.append(
-                with_retries(
-                    lambda t: enc.embed_images(cfg.image_model, [ctx.image], timeout=t),
-                    ctx.deadline,
-                    cfg.retries,
-                )
-            )
-        results = await asyncio.gather(*parts)
-        vectors = [r.vectors[0] for r in results]
-        if len(vectors) == 2:  # composite: weighted sum of the two unit vectors, renormalised
-            query = ctx.text_weight * vectors[0] + ctx.image_weight * vectors[1]
-        else:
-            query = vectors[0]
-        ctx.query = _normalise(query.astype(np.float32))
-
-
-class SearchStage:
-    name = "search"
-
-    def __init__(self, gw: Gateway):
-        self.gw = gw
-
-    async def run(self, ctx: SearchContext) -> None:
-        cfg = self.gw.config
-        res = await self.gw.index.search(
-            cfg.collection,
-            ctx.query[None],
-            k=ctx.k,
-            filter=ctx.filter,
-            include_attributes=True,
-            timeout=ctx.remaining(),
-            allow_partial=cfg.allow_partial,
-            retries=cfg.retries,
-        )
-        ctx.hits = res.hits[0]
-        ctx.partial = ctx.partial or res.partial
+    products: Sequence[ProductIn]
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    payloads: dict[int, bytes] = field(default_factory=dict)
+    results: dict[int, ItemResult] = field(default_factory=dict)
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, stage_observer=None):
+    def __init__(self, config: GatewayConfig, metrics=None):
+        """``metrics``: a :class:`gateway.metrics.GatewayMetrics` (optional)."""
         self.config = config
         self.encoder = AsyncEncoderClient(config.encoder, timeout=config.default_timeout_s)
         self.index = IndexFanout(config.index_endpoints, timeout=config.default_timeout_s)
-        available = {"encode": EncodeStage(self), "search": SearchStage(self)}
+        self.rerank = RerankPlanner(self.encoder, config)
+        available = {
+            "encode": EncodeStage(self),
+            "search": SearchStage(self),
+            "rerank": RerankStage(self),
+        }
         self.stages: list[Stage] = [available[s] for s in config.stages]
-        self._observe = stage_observer
+        self.metrics = metrics
         self._collection_ready = False
         self._create_lock = asyncio.Lock()
+
+    def observe_degraded(self, stage: str, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.degraded.labels(stage, reason).inc()
 
     async def close(self) -> None:
         await self.encoder.close()
@@ -137,6 +101,8 @@ class Gateway:
         page_size: int = 0,
         page_token: str = "",
         timeout: float | None = None,
+        rerank: bool | None = None,
+        rerank_candidates: int = 0,
     ) -> Page:
         cfg = self.config
         text = text.strip()
@@ -151,6 +117,10 @@ class Gateway:
             raise InvalidArgument("page_size: must be >= 0")
         if text_weight < 0 or image_weight < 0:
             raise InvalidArgument("weights: must be >= 0")
+        if not 0 <= rerank_candidates <= cfg.max_rerank_candidates:
+            raise InvalidArgument(
+                f"rerank_candidates: {rerank_candidates} must be in 0..{cfg.max_rerank_candidates}"
+            )
         if text_weight == 0 and image_weight == 0:
             text_weight, image_weight = cfg.text_weight, cfg.image_weight
         fingerprint = hashlib.sha256(
@@ -160,10 +130,11 @@ class Gateway:
                     hashlib.sha256(image).digest(),
                     f"{text_weight:.6f},{image_weight:.6f},{k}".encode(),
                     filter.SerializeToString(deterministic=True) if filter is not None else b"",
+                    f"{rerank},{rerank_candidates}".encode(),
                 ]
             )
         ).hexdigest()[:16]
-        offset = _read_token(page_token, fingerprint) if page_token else 0
+        offset, fixed = _read_token(page_token, fingerprint) if page_token else (0, None)
         ctx = SearchContext(
             text=text,
             image=image,
@@ -172,13 +143,33 @@ class Gateway:
             filter=filter,
             k=k,
             deadline=time.monotonic() + (timeout or cfg.default_timeout_s),
+            rerank=rerank,
+            rerank_candidates=rerank_candidates,
+            rerank_fixed=fixed,
         )
-        await run_pipeline(self.stages, ctx, self._observe)
+        observe = self.metrics.observe_stage if self.metrics is not None else None
+        await run_pipeline(self.stages, ctx, observe)
+        if self.metrics is not None and ctx.reranked:
+            self.metrics.reranked.observe(ctx.reranked)
         size = page_size or k
-        page = ctx.hits[offset : offset + size]
         end = offset + size
-        next_token = _make_token(end, fingerprint) if end < min(k, len(ctx.hits)) else ""
-        return Page(page, next_token, ctx.partial, ctx.stages_run, ctx.timings)
+        hits = ctx.hits[:k]
+        next_token = (
+            _make_token(end, fingerprint, ctx.rerank_n if ctx.reranked else 0)
+            if end < len(hits)
+            else ""
+        )
+        scores = ctx.rerank_scores[:k][offset:end] if ctx.rerank_scores else None
+        return Page(
+            hits[offset:end],
+            next_token,
+            ctx.partial,
+            ctx.stages_run,
+            ctx.timings,
+            ctx.reranked,
+            ctx.degraded,
+            scores,
+        )
 
     # -- ingest ----------------------------------------------------------------------------------
     async def ensure_collection(self) -> None:
@@ -203,10 +194,14 @@ class Gateway:
             self._collection_ready = True
 
     async def upsert_products(self, products: Sequence[ProductIn]) -> list[ItemResult]:
-        """Embed and index products; one result per product, in order (bad items fail alone)."""
+        """Embed and index products; one result per product, in order (bad items fail alone).
+
+        Products with a photo are indexed by its embedding and, when the image tower has a
+        payload output (the reranker's), store the payload from the same call."""
         await self.ensure_collection()
-        results: dict[int, ItemResult] = {}
-        vectors: dict[int, np.ndarray] = {}
+        await self.rerank.refresh()
+        out = _Embedded(products)
+        results = out.results
         with_image, text_only = [], []
         for i, p in enumerate(products):
             if not p.id:
@@ -218,33 +213,23 @@ class Gateway:
             else:
                 text_only.append(i)
         batch = self.config.ingest_batch
+        payloads = self.rerank.image_has_payload
         jobs = [
-            self._embed_images(
-                [products[i].image for i in with_image[s : s + batch]],
-                with_image[s : s + batch],
-                vectors,
-                results,
-                products,
-            )
+            self._embed_images(with_image[s : s + batch], out, payloads)
             for s in range(0, len(with_image), batch)
         ]
         jobs += [
-            self._embed_titles(
-                [products[i].title for i in text_only[s : s + batch]],
-                text_only[s : s + batch],
-                vectors,
-                results,
-                products,
-            )
+            self._embed_titles(text_only[s : s + batch], out)
             for s in range(0, len(text_only), batch)
         ]
         await asyncio.gather(*jobs)
-        ready = sorted(vectors)
+        ready = sorted(out.vectors)
         if ready:
             records = _records(
                 [products[i].id for i in ready],
-                np.stack([vectors[i] for i in ready]),
+                np.stack([out.vectors[i] for i in ready]),
                 [{**products[i].attributes, "title": products[i].title} for i in ready],
+                [out.payloads.get(i, b"") for i in ready],
             )
             try:
                 await self.index.upsert_records(self.config.collection, records)
@@ -255,33 +240,38 @@ class Gateway:
                     results[i] = ItemResult(products[i].id, exc.code, exc.message)
         return [results[i] for i in range(len(products))]
 
-    async def _embed_images(self, images, rows, vectors, results, products) -> None:
+    async def _embed_images(self, rows: list[int], out: _Embedded, payloads: bool) -> None:
+        products = out.products
         try:
-            res = await self.encoder.embed_images(self.config.image_model, images)
-            for i, v in zip(rows, res.vectors, strict=True):
-                vectors[i] = v
+            res = await self.encoder.embed_images(
+                self.config.image_model,
+                [products[i].image for i in rows],
+                include_payloads=payloads,
+            )
+            for j, (i, v) in enumerate(zip(rows, res.vectors, strict=True)):
+                out.vectors[i] = v
+                if res.payloads:
+                    out.payloads[i] = res.payloads[j]
             return
         except VitrineError as exc:
             if exc.code != grpc.StatusCode.INVALID_ARGUMENT or len(rows) == 1:
                 for i in rows:
-                    results[i] = ItemResult(products[i].id, exc.code, f"image: {exc.message}")
+                    out.results[i] = ItemResult(products[i].id, exc.code, f"image: {exc.message}")
                 return
         # Some image in the batch is bad: embed one by one so only the bad ones fail.
-        await asyncio.gather(
-            *(
-                self._embed_images([products[i].image], [i], vectors, results, products)
-                for i in rows
-            )
-        )
+        await asyncio.gather(*(self._embed_images([i], out, payloads) for i in rows))
 
-    async def _embed_titles(self, titles, rows, vectors, results, products) -> None:
+    async def _embed_titles(self, rows: list[int], out: _Embedded) -> None:
+        products = out.products
         try:
-            res = await self.encoder.embed_texts(self.config.text_model, titles)
+            res = await self.encoder.embed_texts(
+                self.config.text_model, [products[i].title for i in rows]
+            )
             for i, v in zip(rows, res.vectors, strict=True):
-                vectors[i] = v
+                out.vectors[i] = v
         except VitrineError as exc:
             for i in rows:
-                results[i] = ItemResult(products[i].id, exc.code, f"title: {exc.message}")
+                out.results[i] = ItemResult(products[i].id, exc.code, f"title: {exc.message}")
 
     async def delete_products(self, ids: Sequence[str]) -> list[ItemResult]:
         await self.ensure_collection()
@@ -299,18 +289,20 @@ class Gateway:
         ]
 
 
-def _make_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "q": fingerprint}).encode()
+def _make_token(offset: int, fingerprint: str, reranked: int) -> str:
+    """``reranked``: how many candidates the first page reranked, so later pages rerank the
+    same shortlist (deterministic pages) even if their deadline would allow more or fewer."""
+    raw = json.dumps({"o": offset, "q": fingerprint, "r": reranked}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _read_token(token: str, fingerprint: str) -> int:
+def _read_token(token: str, fingerprint: str) -> tuple[int, int]:
     try:
         pad = "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(token + pad))
-        offset = int(data["o"])
-        if data["q"] != fingerprint or offset < 0:
+        offset, reranked = int(data["o"]), int(data.get("r", 0))
+        if data["q"] != fingerprint or offset < 0 or reranked < 0:
             raise ValueError
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidArgument("page_token: not a token of this query") from exc
-    return offset
+    return offset, reranked

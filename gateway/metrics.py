@@ -21,6 +21,18 @@ class GatewayMetrics:
             "Searches answered with partial results (an index endpoint failed).",
             registry=registry,
         )
+        self.reranked = Histogram(
+            "vitrine_gateway_reranked_candidates",
+            "Candidates the rerank stage reordered per search.",
+            buckets=(1, 5, 10, 20, 30, 50, 75, 100, 150, 200),
+            registry=registry,
+        )
+        self.degraded = Counter(
+            "vitrine_gateway_degraded_stages_total",
+            "Stages skipped in a search (the answer fell back), by stage and reason.",
+            ["stage", "reason"],
+            registry=registry,
+        )
         self.ingested = Counter(
             "vitrine_gateway_ingested_products_total",
             "Products processed by upsert/ingest, by outcome code.",

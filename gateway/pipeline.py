@@ -1,8 +1,9 @@
 """The search pipeline: a sequence of stages (encode → search → rerank → generate).
 
 Each stage reads and extends a :class:`SearchContext`. The gateway builds the sequence from its
-``stages`` setting, so the rerank and caption stages of a later milestone plug in by
-configuration; the response reports which stages ran and how long each took.
+``stages`` setting; a stage that has nothing to do for a request (no reranker loaded, reranking
+turned off) says so and is not listed; the response reports which stages ran and how long each
+took, and which ones could not run and were skipped (``degraded``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ class SearchContext:
     filter: common_pb2.Filter | None
     k: int
     deadline: float  # time.monotonic() by which the answer is due
+    rerank: bool | None = None  # None: the server default
+    rerank_candidates: int = 0  # requested shortlist (0: default)
+    rerank_fixed: int | None = None  # from a page token: rerank exactly this many (0: none)
     query: np.ndarray | None = None
+    query_payload: bytes = b""  # a photo query's payload, for the reranker
+    rerank_n: int = 0  # candidates the rerank stage will reorder (planned by the search stage)
+    reranked: int = 0  # candidates it did reorder
     hits: list[SearchHit] = field(default_factory=list)
+    rerank_scores: list[float | None] | None = None  # per hit (None: not reranked)
     partial: bool = False
+    degraded: list[str] = field(default_factory=list)
     stages_run: list[str] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
 
@@ -39,13 +48,15 @@ class SearchContext:
 class Stage(Protocol):
     name: str
 
-    async def run(self, ctx: SearchContext) -> None: ...
+    async def run(self, ctx: SearchContext) -> bool | None:
+        """Do the stage's work; return False when it had nothing to do (not listed as run)."""
 
 
 async def run_pipeline(stages: list[Stage], ctx: SearchContext, observe=None) -> SearchContext:
     for stage in stages:
         t0 = time.perf_counter()
-        await stage.run(ctx)
+        if await stage.run(ctx) is False:
+            continue
         seconds = time.perf_counter() - t0
         ctx.stages_run.append(stage.name)
         ctx.timings.append((stage.name, seconds))

@@ -22,7 +22,7 @@ class GatewayServer(ServiceServer):
 
     def build(self) -> None:
         # grpc.aio channels bind to the running loop: the clients are created here, on it.
-        self.gateway = Gateway(self.config, self.gw_metrics.observe_stage)
+        self.gateway = Gateway(self.config, self.gw_metrics)
         servicer = GatewayServicer(self.gateway, self.app.rpc_metrics, self.gw_metrics)
         self.app.add_service(
             SERVICE, gateway_pb2_grpc.add_SearchServiceServicer_to_server, servicer

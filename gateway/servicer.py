@@ -13,6 +13,11 @@ from vitrine.serving.metrics import RpcMetrics
 from vitrine.v1 import gateway_pb2, gateway_pb2_grpc
 
 MAX_PRODUCTS_PER_REQUEST = 1000
+_RERANK = {
+    gateway_pb2.RERANK_MODE_UNSPECIFIED: None,
+    gateway_pb2.RERANK_MODE_ON: True,
+    gateway_pb2.RERANK_MODE_OFF: False,
+}
 
 
 def _products(pbs, offset: int = 0) -> list[ProductIn]:
@@ -22,6 +27,12 @@ def _products(pbs, offset: int = 0) -> list[ProductIn]:
         ProductIn(p.id, p.title, attrs_from_pb(p.attributes, f"products[{offset + i}]"), p.image)
         for i, p in enumerate(pbs)
     ]
+
+
+def _rerank_mode(mode: int) -> bool | None:
+    if mode not in _RERANK:
+        raise InvalidArgument(f"rerank: unknown mode {mode}")
+    return _RERANK[mode]
 
 
 def _status(r: ItemResult) -> gateway_pb2.ItemStatus:
@@ -46,23 +57,29 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
             timeout=context.time_remaining(),
+            rerank=_rerank_mode(request.rerank),
+            rerank_candidates=request.rerank_candidates,
         )
         if page.partial:
             self.gw_metrics.partial.inc()
+        reranked = page.rerank_scores or [None] * len(page.hits)
         return gateway_pb2.SearchResponse(
             results=[
                 gateway_pb2.Result(
                     product_id=h.id,
-                    score=h.score,
+                    score=h.score if rs is None else rs,
+                    retrieval_score=h.score,
                     caption=str(h.attributes.get("title", "")),
                     attributes=attrs_to_pb(h.attributes) if request.include_attributes else None,
                 )
-                for h in page.hits
+                for h, rs in zip(page.hits, reranked, strict=True)
             ],
             next_page_token=page.next_token,
             partial=page.partial,
             stages_run=page.stages_run,
             timings=[gateway_pb2.StageTiming(stage=s, seconds=t) for s, t in page.timings],
+            reranked=page.reranked,
+            degraded_stages=page.degraded or [],
         )
 
     def _count(self, results: list[ItemResult]) -> None:

@@ -33,20 +33,32 @@ class SearchHit:
     id: str
     score: float
     attributes: dict[str, Value] = field(default_factory=dict)
+    payload: bytes = b""
 
 
-def _records(ids, vectors, attributes) -> list[index_pb2.Record]:
+def _records(ids, vectors, attributes, payloads=None) -> list[index_pb2.Record]:
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise ValueError("vectors must be [len(ids), dim]")
     attributes = attributes or [{}] * len(ids)
+    payloads = payloads or [b""] * len(ids)
     return [
-        index_pb2.Record(id=i, vector=v.tobytes(), attributes=attrs_to_pb(a))
-        for i, v, a in zip(ids, vectors, attributes, strict=True)
+        index_pb2.Record(id=i, vector=v.tobytes(), attributes=attrs_to_pb(a), payload=p)
+        for i, v, a, p in zip(ids, vectors, attributes, payloads, strict=True)
     ]
 
 
-def _search_request(collection, queries, k, filter, ef_search, nprobe, include_attributes, shards):
+def _search_request(
+    collection,
+    queries,
+    k,
+    filter,
+    ef_search,
+    nprobe,
+    include_attributes,
+    shards,
+    include_payloads=False,
+):
     q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     return index_pb2.IndexServiceSearchRequest(
         collection=collection,
@@ -56,17 +68,18 @@ def _search_request(collection, queries, k, filter, ef_search, nprobe, include_a
         params=index_pb2.SearchParams(ef_search=ef_search, nprobe=nprobe),
         include_attributes=include_attributes,
         shards=list(shards or ()),
+        include_payloads=include_payloads,
     )
 
 
 def _hits(resp: index_pb2.IndexServiceSearchResponse) -> list[list[SearchHit]]:
     return [
-        [SearchHit(h.id, h.score, attrs_from_pb(h.attributes, "hit")) for h in r.hits]
+        [SearchHit(h.id, h.score, attrs_from_pb(h.attributes, "hit"), h.payload) for h in r.hits]
         for r in resp.results
     ]
 
 
-def _create_request(name, dim, metric, index_spec, num_shards, local_shards):
+def _create_request(name, dim, metric, index_spec, num_shards, local_shards, payload_bytes=0):
     return index_pb2.CreateCollectionRequest(
         name=name,
         dim=dim,
@@ -74,6 +87,7 @@ def _create_request(name, dim, metric, index_spec, num_shards, local_shards):
         index_spec=index_spec,
         num_shards=num_shards,
         local_shards=list(local_shards or ()),
+        payload_bytes=payload_bytes,
     )
 
 
@@ -88,8 +102,11 @@ class IndexClient(SyncClientBase):
         index_spec: str = "Flat",
         num_shards: int = 1,
         local_shards: Sequence[int] = (),
+        payload_bytes: int = 0,
     ) -> index_pb2.CollectionInfo:
-        req = _create_request(name, dim, metric, index_spec, num_shards, local_shards)
+        req = _create_request(
+            name, dim, metric, index_spec, num_shards, local_shards, payload_bytes
+        )
         return self._call("CreateCollection", req).collection
 
     def list_collections(self) -> list[index_pb2.CollectionInfo]:
@@ -103,9 +120,11 @@ class IndexClient(SyncClientBase):
     def drop(self, name: str) -> bool:
         return self._call("DropCollection", index_pb2.DropCollectionRequest(name=name)).dropped
 
-    def upsert(self, collection: str, ids, vectors, attributes=None, timeout=None) -> int:
+    def upsert(
+        self, collection: str, ids, vectors, attributes=None, timeout=None, payloads=None
+    ) -> int:
         req = index_pb2.UpsertRequest(
-            collection=collection, records=_records(ids, vectors, attributes)
+            collection=collection, records=_records(ids, vectors, attributes, payloads)
         )
         return self._call("Upsert", req, timeout).upserted
 
@@ -118,9 +137,18 @@ class IndexClient(SyncClientBase):
             "Delete", index_pb2.DeleteRequest(collection=collection, ids=list(ids))
         ).deleted
 
-    def get(self, collection: str, ids: Sequence[str], include_vectors: bool = False):
+    def get(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        include_vectors: bool = False,
+        include_payloads: bool = False,
+    ):
         req = index_pb2.GetRequest(
-            collection=collection, ids=list(ids), include_vectors=include_vectors
+            collection=collection,
+            ids=list(ids),
+            include_vectors=include_vectors,
+            include_payloads=include_payloads,
         )
         return self._call("Get", req)
 
@@ -141,9 +169,18 @@ class IndexClient(SyncClientBase):
         include_attributes: bool = False,
         shards: Sequence[int] = (),
         timeout=None,
+        include_payloads: bool = False,
     ) -> list[list[SearchHit]]:
         req = _search_request(
-            collection, queries, k, filter, ef_search, nprobe, include_attributes, shards
+            collection,
+            queries,
+            k,
+            filter,
+            ef_search,
+            nprobe,
+            include_attributes,
+            shards,
+            include_payloads,
         )
         return _hits(self._call("Search", req, timeout))
 
@@ -159,8 +196,11 @@ class AsyncIndexClient(AsyncClientBase):
         index_spec: str = "Flat",
         num_shards: int = 1,
         local_shards: Sequence[int] = (),
+        payload_bytes: int = 0,
     ) -> index_pb2.CollectionInfo:
-        req = _create_request(name, dim, metric, index_spec, num_shards, local_shards)
+        req = _create_request(
+            name, dim, metric, index_spec, num_shards, local_shards, payload_bytes
+        )
         return (await self._call("CreateCollection", req)).collection
 
     async def describe(self, name: str) -> index_pb2.CollectionInfo:
@@ -171,8 +211,11 @@ class AsyncIndexClient(AsyncClientBase):
         req = index_pb2.UpsertRequest(collection=collection, records=records)
         return (await self._call("Upsert", req, timeout)).upserted
 
-    async def upsert(self, collection: str, ids, vectors, attributes=None, timeout=None) -> int:
-        return await self.upsert_records(collection, _records(ids, vectors, attributes), timeout)
+    async def upsert(
+        self, collection: str, ids, vectors, attributes=None, timeout=None, payloads=None
+    ) -> int:
+        records = _records(ids, vectors, attributes, payloads)
+        return await self.upsert_records(collection, records, timeout)
 
     async def delete(self, collection: str, ids: Sequence[str]) -> int:
         req = index_pb2.DeleteRequest(collection=collection, ids=list(ids))
@@ -201,9 +244,18 @@ class AsyncIndexClient(AsyncClientBase):
         include_attributes: bool = False,
         shards: Sequence[int] = (),
         timeout=None,
+        include_payloads: bool = False,
     ) -> list[list[SearchHit]]:
         req = _search_request(
-            collection, queries, k, filter, ef_search, nprobe, include_attributes, shards
+            collection,
+            queries,
+            k,
+            filter,
+            ef_search,
+            nprobe,
+            include_attributes,
+            shards,
+            include_payloads,
         )
         return _hits(await self.search_raw(req, timeout))
 
@@ -228,14 +280,22 @@ class IndexFanout:
         await asyncio.gather(*(c.close() for c in self.clients))
 
     async def create_collection(
-        self, name: str, dim: int, metric: str = "ip", index_spec: str = "Flat", num_shards: int = 0
+        self,
+        name: str,
+        dim: int,
+        metric: str = "ip",
+        index_spec: str = "Flat",
+        num_shards: int = 0,
+        payload_bytes: int = 0,
     ) -> None:
         """Create the collection on every process, splitting the shards evenly between them."""
         n = num_shards or len(self.clients)
         parts = np.array_split(np.arange(n), len(self.clients))
         await asyncio.gather(
             *(
-                c.create_collection(name, dim, metric, index_spec, n, [int(s) for s in part])
+                c.create_collection(
+                    name, dim, metric, index_spec, n, [int(s) for s in part], payload_bytes
+                )
                 for c, part in zip(self.clients, parts, strict=True)
             )
         )
@@ -298,6 +358,7 @@ class IndexFanout:
         timeout: float | None = None,
         allow_partial: bool = True,
         retries: int = 0,
+        include_payloads: bool = False,
     ) -> FanoutResult:
         """Search every endpoint concurrently and merge; UNAVAILABLE is retried ``retries`` times.
 
@@ -305,7 +366,9 @@ class IndexFanout:
         result is flagged ``partial``; otherwise the first failure is raised.
         """
         await self._ensure(name)
-        req = _search_request(name, queries, k, filter, ef_search, nprobe, include_attributes, ())
+        req = _search_request(
+            name, queries, k, filter, ef_search, nprobe, include_attributes, (), include_payloads
+        )
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
 
         async def one(c: AsyncIndexClient):

@@ -5,6 +5,7 @@ Directory layout (``<data_dir>/<name>/``)::
     collection.json                 # dim, metric, index spec, shards (written once, atomically)
     wal-<first seq>.log             # write-ahead log files (see index_service.wal)
     snapshot-<seq>/shard-<i>.*      # state of every local shard as of WAL seq <seq>
+    payloads/                       # per-record payloads (LMDB, see index_service.payloads)
 
 Writes: :meth:`Collection.upsert` / :meth:`Collection.delete` queue their WAL entries; one flusher
 task writes and fsyncs everything queued (group commit), applies it to the shards in WAL order, and
@@ -36,6 +37,7 @@ import numpy as np
 
 from index_service import devices
 from index_service.attributes import Value, attrs_from_pb
+from index_service.payloads import PayloadStore
 from index_service.shard import IP, L2, SearchOptions, Shard
 from index_service.wal import OP_DELETE, OP_UPSERT, Wal, fsync_dir, replay
 from vitrine.serving.errors import FailedPrecondition, InvalidArgument
@@ -59,6 +61,7 @@ class CollectionMeta:
     index_spec: str
     num_shards: int
     local_shards: list[int] = field(default_factory=list)
+    payload_bytes: int = 0  # exact size of every non-empty payload; 0 = any (up to the limit)
 
     def validate(self) -> None:
         if not NAME_RE.match(self.name):
@@ -69,6 +72,8 @@ class CollectionMeta:
             raise InvalidArgument("metric: must be METRIC_INNER_PRODUCT or METRIC_L2")
         if not 1 <= self.num_shards <= 1024:
             raise InvalidArgument(f"num_shards: {self.num_shards} must be in 1..1024")
+        if self.payload_bytes < 0:
+            raise InvalidArgument(f"payload_bytes: {self.payload_bytes} must be >= 0")
         bad = [s for s in self.local_shards if not 0 <= s < self.num_shards]
         if bad:
             raise InvalidArgument(f"local_shards: {bad} outside 0..{self.num_shards - 1}")
@@ -84,7 +89,7 @@ class CollectionMeta:
 class _Op:
     op: int
     bodies: list[bytes]
-    apply: tuple  # pre-decoded payload for the shards
+    apply: tuple  # the request, decoded for the shards and the payload store
     future: asyncio.Future
 
 
@@ -99,10 +104,12 @@ class Collection:
         snapshot_wal_bytes: int = 256 * 1024 * 1024,
         compact_ratio: float = 0.2,
         gpus: int = 0,
+        max_payload_bytes: int = 64 * 1024,
     ) -> None:
         self.meta = meta
         self.dir = directory
         self.fsync = fsync
+        self.max_payload_bytes = max_payload_bytes
         self.snapshot_wal_bytes = snapshot_wal_bytes
         self._background = background
         local = meta.local_shards or list(range(meta.num_shards))
@@ -118,6 +125,7 @@ class Collection:
             )
             for s in self.meta.local_shards
         }
+        self.payloads = PayloadStore(directory)
         self.applied_seq = 0
         self.snapshot_seq = 0
         self.wal: Wal | None = None
@@ -197,11 +205,23 @@ class Collection:
             raise InvalidArgument(f"{where}.vector: contains NaN or Inf")
         return vec
 
+    def _check_payload(self, data: bytes, where: str) -> bytes:
+        n, want = len(data), self.meta.payload_bytes
+        if n and want and n != want:
+            raise InvalidArgument(
+                f"{where}.payload: {n} bytes, collection {self.meta.name} stores {want}-byte payloads"
+            )
+        if n > self.max_payload_bytes:
+            raise InvalidArgument(
+                f"{where}.payload: {n} bytes, larger than the limit of {self.max_payload_bytes}"
+            )
+        return data
+
     def prepare_upsert(self, records) -> tuple[list[bytes], tuple]:
         """Validate records (raising INVALID_ARGUMENT naming the item); returns WAL bodies."""
         if not records:
             raise InvalidArgument("records: empty")
-        ids, vecs, attrs = [], [], []
+        ids, vecs, attrs, payloads = [], [], [], []
         for i, r in enumerate(records):
             where = f"records[{i}]"
             if not r.id:
@@ -216,13 +236,14 @@ class Collection:
                 )
             vecs.append(self._check_vector(r.vector, where))
             attrs.append(attrs_from_pb(r.attributes, where))
+            payloads.append(self._check_payload(r.payload, where))
             ids.append(r.id)
         bodies = [r.SerializeToString() for r in records]
-        return bodies, (ids, np.stack(vecs).astype(np.float32), attrs)
+        return bodies, (ids, np.stack(vecs).astype(np.float32), attrs, payloads)
 
     async def upsert(self, records) -> int:
-        bodies, payload = self.prepare_upsert(records)
-        await self._submit(OP_UPSERT, bodies, payload)
+        bodies, decoded = self.prepare_upsert(records)
+        await self._submit(OP_UPSERT, bodies, decoded)
         return len(bodies)
 
     async def delete(self, ids: list[str]) -> int:
@@ -234,11 +255,11 @@ class Collection:
             return 0
         return await self._submit(OP_DELETE, [rid.encode() for rid in local], (local,))
 
-    async def _submit(self, op: int, bodies: list[bytes], payload: tuple):
+    async def _submit(self, op: int, bodies: list[bytes], decoded: tuple):
         if self.dropped:
             raise FailedPrecondition(f"collection {self.meta.name} was dropped")
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append(_Op(op, bodies, payload, fut))
+        self._queue.append(_Op(op, bodies, decoded, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await asyncio.shield(fut)
@@ -269,13 +290,17 @@ class Collection:
                 spans.append(es)
             self.wal.write(entries)  # durable from here
             self.group_sizes.append(len(group))
-            results = []
+            results, payload_ops = [], []
             for op in group:
                 if op.op == OP_UPSERT:
-                    self._apply_upsert(*op.apply)
+                    ids, vectors, attrs, payloads = op.apply
+                    self._apply_upsert(ids, vectors, attrs)
+                    payload_ops += [("put", i, p) for i, p in zip(ids, payloads, strict=True)]
                     results.append(len(op.bodies))
                 else:
                     results.append(self._apply_delete(*op.apply))
+                    payload_ops += [("del", i, b"") for i in op.apply[0]]
+            self.payloads.apply(payload_ops)
             self.applied_seq = entries[-1].seq
             return results
 
@@ -300,7 +325,7 @@ class Collection:
 
     def _apply_entries(self, entries) -> None:
         """Replay WAL entries (recovery), in order; runs of upserts are applied as one batch."""
-        ids, vecs, attrs = [], [], []
+        ids, vecs, attrs, payload_ops = [], [], [], []
 
         def flush() -> None:
             if ids:
@@ -316,11 +341,15 @@ class Collection:
                     ids.append(r.id)
                     vecs.append(np.frombuffer(r.vector, dtype="<f4").astype(np.float32))
                     attrs.append(attrs_from_pb(r.attributes, "wal"))
+                    payload_ops.append(("put", r.id, r.payload))
             elif e.op == OP_DELETE:
                 flush()
-                self._apply_delete([e.body.decode()])
+                rid = e.body.decode()
+                self._apply_delete([rid])
+                payload_ops.append(("del", rid, b""))
             self.applied_seq = e.seq
         flush()
+        self.payloads.apply(payload_ops)
 
     def _schedule_rebuild(self, shard: Shard) -> None:
         self._background.submit(shard.compact)
@@ -349,6 +378,7 @@ class Collection:
             if old != final and not old.name.endswith(".tmp"):
                 shutil.rmtree(old, ignore_errors=True)
         self.snapshot_seq = seq
+        self.payloads.sync()  # payloads written up to seq are durable before their WAL goes
         self.wal.drop_through(seq)
         log.info(
             "snapshot written",
@@ -389,6 +419,7 @@ class Collection:
             num_shards=self.meta.num_shards,
             local_shards=self.meta.local_shards,
             count=self.count(),
+            payload_bytes=self.meta.payload_bytes,
         )
 
     def get(self, ids: list[str]) -> dict[str, tuple[np.ndarray, dict[str, Value]]]:
@@ -396,6 +427,10 @@ class Collection:
         for s, rows in self._local_rows(ids).items():
             out.update(self.shards[s].get([ids[i] for i in rows]))
         return out
+
+    def get_payloads(self, ids: list[str]) -> list[bytes]:
+        """Payloads of ``ids`` in order (``b""`` where none); reads the disk store."""
+        return self.payloads.get_many(ids)
 
     async def close(self, snapshot: bool = True) -> None:
         while self._flusher is not None and not self._flusher.done():
@@ -406,6 +441,7 @@ class Collection:
             await asyncio.to_thread(self.snapshot)
         if self.wal:
             self.wal.close()
+        self.payloads.close()
 
 
 # -- shard (de)serialisation ----------------------------------------------------------------------------------

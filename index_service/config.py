@@ -24,6 +24,7 @@ class IndexConfig(ServerConfig):
     max_k: int = 1024
     max_queries: int = 1024
     max_records_per_request: int = 10_000
+    max_payload_bytes: int = 64 * 1024  # largest Record.payload accepted
 
     def validate(self) -> None:
         super().validate()
@@ -36,6 +37,8 @@ class IndexConfig(ServerConfig):
         devices.resolve(self.index_device)  # unknown value, or "gpu" without one: ConfigError
         if self.max_k < 1 or self.max_queries < 1 or self.max_records_per_request < 1:
             raise ConfigError("max_k/max_queries/max_records_per_request: must be >= 1")
+        if self.max_payload_bytes < 0:
+            raise ConfigError("max_payload_bytes: must be >= 0")
 
     @property
     def threads(self) -> int:

@@ -27,6 +27,7 @@ class Hit:
     id: str
     score: float
     attributes: dict | None = None
+    payload: bytes = b""
 
 
 def merge_topk(per_shard: list[list[tuple[float, str, object]]], k: int, higher_better: bool):
@@ -53,6 +54,7 @@ class IndexStore:
             "snapshot_wal_bytes": self.config.snapshot_wal_mb * 1024 * 1024,
             "compact_ratio": self.config.compact_ratio,
             "gpus": self._gpus,
+            "max_payload_bytes": self.config.max_payload_bytes,
         }
 
     async def start(self) -> None:
@@ -114,6 +116,7 @@ class IndexStore:
         opts: SearchOptions | None = None,
         shards: list[int] | None = None,
         include_attributes: bool = False,
+        include_payloads: bool = False,
     ) -> tuple[list[list[Hit]], list[int]]:
         c = self.get(name)
         if not 1 <= k <= self.config.max_k:
@@ -129,7 +132,9 @@ class IndexStore:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
 
         async def run(rows: np.ndarray) -> list[list[Hit]]:
-            return await self._search_now(c, rows, k, flt, opts, targets, include_attributes)
+            return await self._search_now(
+                c, rows, k, flt, opts, targets, include_attributes, include_payloads
+            )
 
         if not any(c.shards[s].batches_well for s in targets):
             return await run(queries), list(targets)
@@ -140,6 +145,7 @@ class IndexStore:
             (opts.ef_search, opts.nprobe, opts.exact_max),
             tuple(targets),
             include_attributes,
+            include_payloads,
         )
         return await self.coalescer.run(key, queries, run), list(targets)
 
@@ -152,6 +158,7 @@ class IndexStore:
         opts: SearchOptions,
         targets: list[int],
         include_attributes: bool,
+        include_payloads: bool = False,
     ) -> list[list[Hit]]:
         """Search ``targets`` shards of ``c`` in parallel (thread pool) and merge per query."""
         loop = asyncio.get_running_loop()
@@ -187,4 +194,10 @@ class IndexStore:
                     for sc, rid, (st, label) in merged
                 ]
             )
+        if include_payloads:  # only the merged top-k: read from the disk store, off the loop
+            ids = [h.id for hits in results for h in hits]
+            blobs = iter(await loop.run_in_executor(self._search_pool, c.get_payloads, ids))
+            for hits in results:
+                for h in hits:
+                    h.payload = next(blobs)
         return results

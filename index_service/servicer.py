@@ -35,6 +35,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             index_spec=request.index_spec or "Flat",
             num_shards=request.num_shards or 1,
             local_shards=sorted(set(request.local_shards)),
+            payload_bytes=request.payload_bytes,
         )
         c = await self.store.create(meta)
         self.index_metrics.refresh(c)
@@ -81,6 +82,8 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
     async def Get(self, request, context):
         c = self.store.get(request.collection)
         found = c.get(list(request.ids))
+        present = [rid for rid in request.ids if rid in found] if request.include_payloads else []
+        payloads = dict(zip(present, c.get_payloads(present), strict=True))
         records, missing = [], []
         for rid in request.ids:
             if rid in found:
@@ -90,6 +93,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
                         id=rid,
                         vector=vec.astype("<f4").tobytes() if request.include_vectors else b"",
                         attributes=attrs_to_pb(attrs),
+                        payload=payloads.get(rid, b""),
                     )
                 )
             else:
@@ -115,6 +119,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             for s, sh in sorted(c.shards.items())
         ]
         self.index_metrics.refresh(c)
+        payload_stats = c.payloads.stats()
         return index_pb2.GetStatsResponse(
             collection=c.meta.name,
             shards=shards,
@@ -123,6 +128,8 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             recovery_seconds=c.recovery_seconds,
             replayed_entries=c.replayed,
             snapshot_seq=c.snapshot_seq,
+            payloads=payload_stats["entries"],
+            payload_disk_bytes=payload_stats["disk_bytes"],
         )
 
     @rpc
@@ -150,6 +157,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             opts,
             list(request.shards),
             request.include_attributes,
+            request.include_payloads,
         )
         resp = index_pb2.IndexServiceSearchResponse(
             results=[
@@ -159,6 +167,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
                             id=h.id,
                             score=h.score,
                             attributes=attrs_to_pb(h.attributes) if h.attributes else None,
+                            payload=h.payload,
                         )
                         for h in hits
                     ]

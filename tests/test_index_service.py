@@ -366,6 +366,64 @@ def test_restart_recovers_from_snapshot_and_wal(tmp_path):
         assert c.stats("p").recovery_seconds > 0
 
 
+def payload_for(rid: str, size: int = 1024) -> bytes:
+    """Deterministic bytes of one record's payload (as a reranker's region tokens would be)."""
+    return np.random.default_rng(abs(hash(rid)) % 2**32).bytes(size)
+
+
+def test_payloads_stored_on_disk_and_returned_with_hits(tmp_path):
+    cfg = _config(tmp_path, snapshot_wal_mb=1, max_payload_bytes=4096)
+    x = clustered(3000)
+    ids = [f"sku-{i}" for i in range(3000)]
+    payloads = [payload_for(i) if n % 10 else b"" for n, i in enumerate(ids)]  # 10% have none
+    with ServerThread(IndexServer(cfg)) as s, IndexClient(s.target) as c:
+        c.create_collection("p", DIM, "ip", "Flat", 2, payload_bytes=1024)
+        for b in range(0, 3000, 500):
+            c.upsert("p", ids[b : b + 500], x[b : b + 500], payloads=payloads[b : b + 500])
+        q = clustered(4, seed=5)
+        hits = c.search("p", q, k=20, include_payloads=True)
+        plain = c.search("p", q, k=20)
+        for row, row_plain in zip(hits, plain, strict=True):
+            assert [h.id for h in row] == [h.id for h in row_plain]
+            for h in row:
+                assert h.payload == payloads[int(h.id.split("-")[1])]
+            assert all(h.payload == b"" for h in row_plain)
+        got = c.get("p", ["sku-1", "sku-0", "nope"], include_payloads=True)
+        assert [r.payload for r in got.records] == [payloads[1], b""]
+        assert got.missing_ids == ["nope"]
+        assert all(r.payload == b"" for r in c.get("p", ["sku-1"]).records)
+        # Re-upserting without a payload removes it; a delete removes it too.
+        c.upsert("p", ["sku-1"], x[1:2])
+        c.delete("p", ["sku-2"])
+        c.upsert("p", ["sku-2"], x[2:3])
+        assert [
+            r.payload for r in c.get("p", ["sku-1", "sku-2"], include_payloads=True).records
+        ] == [
+            b"",
+            b"",
+        ]
+        stats = c.stats("p")
+        assert stats.payloads == 3000 - 300 - 2  # 10% never had one; sku-1 and sku-2 lost theirs
+        assert stats.payload_disk_bytes >= stats.payloads * 1024
+        # Vector-search memory does not hold the payloads: same as a collection without them.
+        c.create_collection("q", DIM, "ip", "Flat", 2)
+        for b in range(0, 3000, 500):
+            c.upsert("q", ids[b : b + 500], x[b : b + 500])
+        no_payload_memory = c.stats("q").total_memory_bytes
+        assert c.stats("p").total_memory_bytes <= no_payload_memory * 1.01
+        # Wrong sizes are refused naming the item.
+        with pytest.raises(errors.InvalidArgument, match=r"records\[1\]\.payload: 10 bytes"):
+            c.upsert("p", ["a", "b"], x[:2], payloads=[payload_for("a"), b"x" * 10])
+        with pytest.raises(errors.InvalidArgument, match=r"records\[0\]\.payload: 5000 bytes"):
+            c.upsert("q", ["a"], x[:1], payloads=[b"x" * 5000])
+        assert c.stats("p").snapshot_seq > 0  # > 1 MiB of WAL: snapshots were taken
+    with ServerThread(IndexServer(cfg)) as s, IndexClient(s.target) as c:  # restart: recovery
+        got = c.get("p", ids, include_payloads=True).records
+        want = {i: p for i, p in zip(ids, payloads, strict=True) if i not in ("sku-1", "sku-2")}
+        assert {r.id: r.payload for r in got if r.id in want} == want
+        assert c.search("p", x[7:8], k=1, include_payloads=True)[0][0].payload == payloads[7]
+
+
 def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path):
     proc = ServerProcess(["serve", "index", "--data-dir", str(tmp_path / "data")], tmp_path).start()
     acked: dict[str, np.ndarray] = {}
@@ -380,8 +438,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path):
                 while not stop.is_set():
                     ids = [f"w{w}-b{b}-{i}" for i in range(50)]
                     vecs = rng.standard_normal((50, DIM)).astype(np.float32)
+                    pays = [payload_for(i, 512) for i in ids]
                     try:
-                        c.upsert("p", ids, vecs, [{"w": float(w)}] * 50, timeout=10)
+                        c.upsert("p", ids, vecs, [{"w": float(w)}] * 50, timeout=10, payloads=pays)
                     except errors.VitrineError:
                         return
                     acked.update(zip(ids, vecs, strict=True))
@@ -406,8 +465,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path):
             ids = list(acked)
             got = {}
             for s in range(0, len(ids), 1000):
-                for r in c.get("p", ids[s : s + 1000], include_vectors=True).records:
+                part = ids[s : s + 1000]
+                for r in c.get("p", part, include_vectors=True, include_payloads=True).records:
                     got[r.id] = np.frombuffer(r.vector, "<f4")
+                    assert r.payload == payload_for(r.id, 512), f"{r.id}: payload differs"
             assert len(got) == len(acked), f"{len(acked) - len(got)} acknowledged writes lost"
             assert all(np.array_equal(got[k], acked[k]) for k in acked)
             count = c.count("p")

@@ -4,7 +4,11 @@ Layout (Triton-like)::
 
     <repo>/<model>/<version>/model.onnx
     <repo>/<model>/<version>/manifest.json
-    <repo>/<model>/<version>/tokenizer.json      (text models only)
+    <repo>/<model>/<version>/tokenizer.json      (models that read text)
+
+Model kinds (``modality``): ``text`` and ``image`` towers (one L2-normalised ``embedding``
+output), and ``rerank`` (an image-text matching model scoring query/candidate pairs; see
+:class:`RerankSpec`).
 
 ``version`` is a positive integer directory name. A version directory counts as published only
 once its ``manifest.json`` exists; the exporter writes the ONNX file and assets first and the
@@ -24,8 +28,9 @@ from typing import Any
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-FORMAT_VERSION = 1
-MODALITIES = ("text", "image")
+FORMAT_VERSION = 2
+MODALITIES = ("text", "image", "rerank")
+EMBEDDING_MODALITIES = ("text", "image")
 
 
 @dataclass
@@ -34,10 +39,12 @@ class Manifest:
 
     name: str
     version: int
-    modality: str  # "text" | "image"
-    embedding_dim: int
+    modality: str  # "text" | "image" (towers) | "rerank"
+    embedding_dim: int  # towers: the embedding width; 0 for models that do not embed
     inputs: dict[str, dict[str, Any]]  # input name -> {"dtype": ..., "shape": [...]}
     output: str = "embedding"
+    # Further outputs a caller may ask for, e.g. an image tower's reranker "regions".
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     normalized: bool = True  # outputs are L2-normalised (cosine == inner product)
     max_batch_size: int = 64
     opset: int = 17
@@ -46,6 +53,7 @@ class Manifest:
     training: dict[str, Any] = field(default_factory=dict)  # data hash, loss, seed, backbone...
     metrics: dict[str, Any] = field(default_factory=dict)  # evaluation results at export time
     pair: str | None = None  # the tower trained jointly with this one (same embedding space)
+    rerank: dict[str, Any] | None = None  # rerank models: see RerankSpec
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> None:
@@ -55,12 +63,16 @@ class Manifest:
             raise ValueError(f"model version must be >= 1, got {self.version}")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        if self.embedding_dim < 1:
+        if self.modality in EMBEDDING_MODALITIES and self.embedding_dim < 1:
             raise ValueError("embedding_dim must be positive")
-        if self.modality == "text" and not self.tokenizer:
-            raise ValueError("a text model needs a tokenizer entry")
+        if self.modality in ("text", "rerank") and not self.tokenizer:
+            raise ValueError(f"a {self.modality} model needs a tokenizer entry")
         if self.modality == "image" and not self.preprocessing:
             raise ValueError("an image model needs a preprocessing entry")
+        if self.modality == "rerank":
+            if not self.rerank:
+                raise ValueError("a rerank model needs a rerank entry")
+            RerankSpec.from_dict(self.rerank)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -74,6 +86,41 @@ class Manifest:
         m = cls(**data)
         m.validate()
         return m
+
+
+@dataclass(frozen=True)
+class RerankSpec:
+    """A rerank model's ``rerank`` manifest entry: what it pairs with and reads."""
+
+    text_model: str  # "name/version" of the text tower whose retrieval scores it blends
+    image_model: str  # "name/version" of the image tower whose ``payload`` output it reads
+    payload: dict[str, Any]  # the payload layout (width, dtype float16, bytes, parts)
+    directions: list[str]  # direction index -> "text_query" | "photo_query"
+    features: list[str] = field(default_factory=list)
+    weights: dict[str, Any] = field(default_factory=dict)  # per direction, fitted on validation
+    candidates: int = 50  # the shortlist length it was fitted for (serving default)
+    attributes: dict[str, Any] = field(default_factory=dict)  # attribute vocabularies
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RerankSpec:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"rerank: unknown fields {sorted(unknown)}")
+        spec = cls(**data)
+        for ref in (spec.text_model, spec.image_model):
+            name, _, version = ref.partition("/")
+            if not name or not version.isdigit():
+                raise ValueError(f"rerank: {ref!r} is not name/version")
+        if int(spec.payload.get("width", 0)) < 1:
+            raise ValueError("rerank.payload.width must be positive")
+        if spec.candidates < 1:
+            raise ValueError("rerank.candidates must be positive")
+        return spec
+
+    @property
+    def payload_bytes(self) -> int:
+        return 2 * int(self.payload["width"])  # float16
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ Real onnxruntime runs them; they have the same inputs/outputs as the default tow
   L2 normalise, with a small word-level ``tokenizer.json`` built by the ``tokenizers`` library;
 * image: ``pixels`` (uint8 [batch, H, W, 3]) → conv → ReLU → global mean → linear → L2
   normalise. ``conv_channels``/``kernel`` make it as slow as a test needs (queueing tests).
+  With ``payload_width`` it also outputs a float16 ``payload`` (a second projection of the pooled
+  conv features), as the default image tower does for the reranker;
+* rerank: (``text_ids``, ``text_mask``, ``payload``, ``retrieval``, ``direction``) → ``match`` =
+  mean payload value × (1 + mean token id / 100) + 0.1 × direction, ``score`` = match +
+  ``retrieval_weight`` × retrieval. ``burn`` adds a chain of square matmuls per pair, to make it
+  as slow per candidate as a deadline test needs.
 """
 
 from __future__ import annotations
@@ -154,7 +160,12 @@ def text_model(vocab: int, dim: int, seed: int) -> onnx.ModelProto:
 
 
 def image_model(
-    dim: int, seed: int, conv_channels: int = 8, kernel: int = 3, stride: int = 4
+    dim: int,
+    seed: int,
+    conv_channels: int = 8,
+    kernel: int = 3,
+    stride: int = 4,
+    payload_width: int = 0,
 ) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((conv_channels, 3, kernel, kernel)) * 0.1).astype(np.float32)
@@ -181,11 +192,94 @@ def image_model(
         helper.make_node("MatMul", ["pooled", "proj"], ["projected"]),
     ]
     _l2(nodes, "projected", "embedding")
+    outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])]
+    if payload_width:
+        pproj = rng.standard_normal((conv_channels, payload_width)).astype(np.float32)
+        inits.append(numpy_helper.from_array(pproj, "payload_proj"))
+        nodes += [
+            helper.make_node("MatMul", ["pooled", "payload_proj"], ["payload32"]),
+            helper.make_node("Cast", ["payload32"], ["payload"], to=TensorProto.FLOAT16),
+        ]
+        outputs.append(
+            helper.make_tensor_value_info("payload", TensorProto.FLOAT16, ["batch", payload_width])
+        )
     graph = helper.make_graph(
         nodes,
         "tiny_image",
         [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["batch", 224, 224, 3])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
+        outputs,
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+
+
+def rerank_model(retrieval_weight: float = 2.0, burn: int = 0, burn_layers: int = 4):
+    """The tiny rerank graph (see the module docstring)."""
+    f = TensorProto.FLOAT
+    inits = [
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array(100.0, np.float32), "hundred"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        numpy_helper.from_array(np.array(0.1, np.float32), "tenth"),
+        numpy_helper.from_array(np.array(retrieval_weight, np.float32), "rw"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["payload"], ["p32"], to=f),
+        helper.make_node("ReduceMean", ["p32", "axis1"], ["pmean"], keepdims=0),
+        helper.make_node("Cast", ["text_ids"], ["ids_f"], to=f),
+        helper.make_node("Cast", ["text_mask"], ["mask_f"], to=f),
+        helper.make_node("Mul", ["ids_f", "mask_f"], ["ids_m"]),
+        helper.make_node("ReduceSum", ["ids_m", "axis1"], ["ids_sum"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask_f", "axis1"], ["n_tok"], keepdims=0),
+        helper.make_node("Max", ["n_tok", "one"], ["n_safe"]),
+        helper.make_node("Div", ["ids_sum", "n_safe"], ["ids_mean"]),
+        helper.make_node("Div", ["ids_mean", "hundred"], ["ids_scaled"]),
+        helper.make_node("Add", ["ids_scaled", "one"], ["factor"]),
+        helper.make_node("Mul", ["pmean", "factor"], ["m0"]),
+        helper.make_node("Cast", ["direction"], ["dir_f"], to=f),
+        helper.make_node("Mul", ["dir_f", "tenth"], ["dir_term"]),
+        helper.make_node("Add", ["m0", "dir_term"], ["m1"]),
+    ]
+    last = "m1"
+    if burn:  # [pairs, burn] @ [burn, burn] ... then averaged to 0 and added: costs time only
+        rng = np.random.default_rng(0)
+        inits += [
+            numpy_helper.from_array(np.ones((1, burn), np.float32), "ones_row"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ]
+        nodes += [
+            helper.make_node("Unsqueeze", ["m1", "axis1"], ["m1c"]),
+            helper.make_node("MatMul", ["m1c", "ones_row"], ["h0"]),
+        ]
+        for i in range(burn_layers):
+            w = (rng.standard_normal((burn, burn)) / burn).astype(np.float32)
+            inits.append(numpy_helper.from_array(w, f"burn_w{i}"))
+            nodes.append(helper.make_node("MatMul", [f"h{i}", f"burn_w{i}"], [f"h{i + 1}"]))
+        nodes += [
+            helper.make_node("ReduceMean", [f"h{burn_layers}", "axis1"], ["hm"], keepdims=0),
+            helper.make_node("Mul", ["hm", "zero"], ["h_zero"]),
+            helper.make_node("Add", ["m1", "h_zero"], ["m2"]),
+        ]
+        last = "m2"
+    nodes += [
+        helper.make_node("Identity", [last], ["match"]),
+        helper.make_node("Mul", ["retrieval", "rw"], ["r_term"]),
+        helper.make_node("Add", [last, "r_term"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_rerank",
+        [
+            helper.make_tensor_value_info("text_ids", TensorProto.INT64, ["pairs", "sequence"]),
+            helper.make_tensor_value_info("text_mask", TensorProto.INT64, ["pairs", "sequence"]),
+            helper.make_tensor_value_info("payload", TensorProto.FLOAT16, ["pairs", "width"]),
+            helper.make_tensor_value_info("retrieval", f, ["pairs"]),
+            helper.make_tensor_value_info("direction", TensorProto.INT64, ["pairs"]),
+        ],
+        [
+            helper.make_tensor_value_info("score", f, ["pairs"]),
+            helper.make_tensor_value_info("match", f, ["pairs"]),
+        ],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
@@ -229,21 +323,75 @@ def publish_image(
     dim: int = 16,
     seed: int = 0,
     max_batch_size: int = 64,
+    payload_width: int = 0,
     **conv,
 ) -> Manifest:
     repo = ModelRepository(repo_dir)
     version, d = repo.new_version_dir(name, version)
-    onnx.save(image_model(dim, seed + version, **conv), d / MODEL_FILE)
+    onnx.save(image_model(dim, seed + version, payload_width=payload_width, **conv), d / MODEL_FILE)
+    outputs = {}
+    if payload_width:
+        outputs["payload"] = {
+            "dtype": "float16",
+            "shape": ["batch", payload_width],
+            "layout": {"width": payload_width, "dtype": "float16", "bytes": 2 * payload_width},
+        }
     m = Manifest(
         name=name,
         version=version,
         modality="image",
         embedding_dim=dim,
         inputs={"pixels": {"dtype": "uint8", "shape": ["batch", 224, 224, 3]}},
+        outputs=outputs,
         max_batch_size=max_batch_size,
         opset=18,
         preprocessing={"size": 224, "function": "vitrine.preprocess.decode_image"},
         training={"note": "tiny random test model"},
+    )
+    repo.publish(m)
+    return m
+
+
+def publish_rerank(
+    repo_dir: Path,
+    name: str = "tiny-rerank",
+    version: int | None = None,
+    payload_width: int = 8,
+    text_model: str = "tiny-text/1",
+    image_model: str = "tiny-image/1",
+    candidates: int = 50,
+    **graph,
+) -> Manifest:
+    """A tiny rerank model reading ``payload_width`` float16 values per photo."""
+    repo = ModelRepository(repo_dir)
+    version, d = repo.new_version_dir(name, version)
+    build_tokenizer(d / TOKENIZER_FILE)
+    onnx.save(rerank_model(**graph), d / MODEL_FILE)
+    m = Manifest(
+        name=name,
+        version=version,
+        modality="rerank",
+        embedding_dim=0,
+        inputs={
+            "text_ids": {"dtype": "int64", "shape": ["pairs", "sequence"]},
+            "text_mask": {"dtype": "int64", "shape": ["pairs", "sequence"]},
+            "payload": {"dtype": "float16", "shape": ["pairs", payload_width]},
+            "retrieval": {"dtype": "float32", "shape": ["pairs"]},
+            "direction": {"dtype": "int64", "shape": ["pairs"]},
+        },
+        output="score",
+        outputs={"match": {"dtype": "float32", "shape": ["pairs"]}},
+        normalized=False,
+        opset=18,
+        tokenizer={"file": TOKENIZER_FILE, "max_length": 16, "name": "tiny-wordlevel"},
+        rerank={
+            "text_model": text_model,
+            "image_model": image_model,
+            "payload": {"width": payload_width, "dtype": "float16", "bytes": 2 * payload_width},
+            "directions": ["text_query", "photo_query"],
+            "candidates": candidates,
+        },
+        training={"note": "tiny test model"},
     )
     repo.publish(m)
     return m

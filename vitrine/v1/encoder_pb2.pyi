@@ -13,9 +13,11 @@ class Modality(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODALITY_UNSPECIFIED: _ClassVar[Modality]
     MODALITY_TEXT: _ClassVar[Modality]
     MODALITY_IMAGE: _ClassVar[Modality]
+    MODALITY_RERANK: _ClassVar[Modality]
 MODALITY_UNSPECIFIED: Modality
 MODALITY_TEXT: Modality
 MODALITY_IMAGE: Modality
+MODALITY_RERANK: Modality
 
 class EmbedTextRequest(_message.Message):
     __slots__ = ("model", "version", "texts")
@@ -42,27 +44,31 @@ class EmbedTextResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., token_counts: _Optional[_Iterable[int]] = ..., truncated: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class EmbedImagesRequest(_message.Message):
-    __slots__ = ("model", "version", "images")
+    __slots__ = ("model", "version", "images", "include_payloads")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     images: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., images: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    include_payloads: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., images: _Optional[_Iterable[bytes]] = ..., include_payloads: _Optional[bool] = ...) -> None: ...
 
 class EmbedImagesResponse(_message.Message):
-    __slots__ = ("model", "version", "embeddings")
+    __slots__ = ("model", "version", "embeddings", "payloads")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     embeddings: _common_pb2.Tensor
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
+    payloads: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., payloads: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "modality", "dim", "max_batch_size", "preprocessing", "tokenizer", "max_sequence_length", "image_size", "latest")
+    __slots__ = ("name", "version", "modality", "dim", "max_batch_size", "preprocessing", "tokenizer", "max_sequence_length", "image_size", "latest", "outputs", "rerank")
     class PreprocessingEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +86,8 @@ class ModelInfo(_message.Message):
     MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     LATEST_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     modality: Modality
@@ -90,7 +98,63 @@ class ModelInfo(_message.Message):
     max_sequence_length: int
     image_size: int
     latest: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., modality: _Optional[_Union[Modality, str]] = ..., dim: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., preprocessing: _Optional[_Mapping[str, str]] = ..., tokenizer: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., image_size: _Optional[int] = ..., latest: _Optional[bool] = ...) -> None: ...
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    rerank: RerankInfo
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., modality: _Optional[_Union[Modality, str]] = ..., dim: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., preprocessing: _Optional[_Mapping[str, str]] = ..., tokenizer: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., image_size: _Optional[int] = ..., latest: _Optional[bool] = ..., outputs: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankInfo, _Mapping]] = ...) -> None: ...
+
+class RerankInfo(_message.Message):
+    __slots__ = ("text_model", "image_model", "payload_width", "payload_bytes", "candidates")
+    TEXT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    text_model: str
+    image_model: str
+    payload_width: int
+    payload_bytes: int
+    candidates: int
+    def __init__(self, text_model: _Optional[str] = ..., image_model: _Optional[str] = ..., payload_width: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., candidates: _Optional[int] = ...) -> None: ...
+
+class RerankCandidate(_message.Message):
+    __slots__ = ("payload", "title", "retrieval_score")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    title: str
+    retrieval_score: float
+    def __init__(self, payload: _Optional[bytes] = ..., title: _Optional[str] = ..., retrieval_score: _Optional[float] = ...) -> None: ...
+
+class RerankRequest(_message.Message):
+    __slots__ = ("model", "version", "query_text", "query_payload", "candidates", "text_weight", "image_weight")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    query_text: str
+    query_payload: bytes
+    candidates: _containers.RepeatedCompositeFieldContainer[RerankCandidate]
+    text_weight: float
+    image_weight: float
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., query_text: _Optional[str] = ..., query_payload: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[RerankCandidate, _Mapping]]] = ..., text_weight: _Optional[float] = ..., image_weight: _Optional[float] = ...) -> None: ...
+
+class RerankResponse(_message.Message):
+    __slots__ = ("model", "version", "scores", "match_scores")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    MATCH_SCORES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    match_scores: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., scores: _Optional[_Iterable[float]] = ..., match_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ("model",)

@@ -60,6 +60,11 @@ class EncoderServiceStub:
                 request_serializer=vitrine_dot_v1_dot_encoder__pb2.UnloadModelRequest.SerializeToString,
                 response_deserializer=vitrine_dot_v1_dot_encoder__pb2.UnloadModelResponse.FromString,
                 _registered_method=True)
+        self.Rerank = channel.unary_unary(
+                '/vitrine.v1.EncoderService/Rerank',
+                request_serializer=vitrine_dot_v1_dot_encoder__pb2.RerankRequest.SerializeToString,
+                response_deserializer=vitrine_dot_v1_dot_encoder__pb2.RerankResponse.FromString,
+                _registered_method=True)
 
 
 class EncoderServiceServicer:
@@ -101,6 +106,13 @@ class EncoderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rerank(self, request, context):
+        """Scores query/candidate pairs with an image-text matching (rerank) model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EncoderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +140,11 @@ def add_EncoderServiceServicer_to_server(servicer, server):
                     servicer.UnloadModel,
                     request_deserializer=vitrine_dot_v1_dot_encoder__pb2.UnloadModelRequest.FromString,
                     response_serializer=vitrine_dot_v1_dot_encoder__pb2.UnloadModelResponse.SerializeToString,
+            ),
+            'Rerank': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rerank,
+                    request_deserializer=vitrine_dot_v1_dot_encoder__pb2.RerankRequest.FromString,
+                    response_serializer=vitrine_dot_v1_dot_encoder__pb2.RerankResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +283,33 @@ class EncoderService:
             '/vitrine.v1.EncoderService/UnloadModel',
             vitrine_dot_v1_dot_encoder__pb2.UnloadModelRequest.SerializeToString,
             vitrine_dot_v1_dot_encoder__pb2.UnloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rerank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vitrine.v1.EncoderService/Rerank',
+            vitrine_dot_v1_dot_encoder__pb2.RerankRequest.SerializeToString,
+            vitrine_dot_v1_dot_encoder__pb2.RerankResponse.FromString,
             options,
             channel_credentials,
             insecure,

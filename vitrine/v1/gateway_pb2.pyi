@@ -1,11 +1,21 @@
 from vitrine.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RerankMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RERANK_MODE_UNSPECIFIED: _ClassVar[RerankMode]
+    RERANK_MODE_ON: _ClassVar[RerankMode]
+    RERANK_MODE_OFF: _ClassVar[RerankMode]
+RERANK_MODE_UNSPECIFIED: RerankMode
+RERANK_MODE_ON: RerankMode
+RERANK_MODE_OFF: RerankMode
 
 class CompositeWeights(_message.Message):
     __slots__ = ("text_weight", "image_weight")
@@ -16,7 +26,7 @@ class CompositeWeights(_message.Message):
     def __init__(self, text_weight: _Optional[float] = ..., image_weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "image", "weights", "filter", "k", "page_size", "page_token", "include_attributes")
+    __slots__ = ("text", "image", "weights", "filter", "k", "page_size", "page_token", "include_attributes", "rerank", "rerank_candidates")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +35,8 @@ class SearchRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
+    RERANK_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     weights: CompositeWeights
@@ -33,10 +45,12 @@ class SearchRequest(_message.Message):
     page_size: int
     page_token: str
     include_attributes: bool
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., weights: _Optional[_Union[CompositeWeights, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., k: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_attributes: _Optional[bool] = ...) -> None: ...
+    rerank: RerankMode
+    rerank_candidates: int
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., weights: _Optional[_Union[CompositeWeights, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., k: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., rerank: _Optional[_Union[RerankMode, str]] = ..., rerank_candidates: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("product_id", "score", "attributes", "caption")
+    __slots__ = ("product_id", "score", "attributes", "caption", "retrieval_score")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,11 +62,13 @@ class Result(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     score: float
     attributes: _containers.MessageMap[str, _common_pb2.AttributeValue]
     caption: str
-    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., caption: _Optional[str] = ...) -> None: ...
+    retrieval_score: float
+    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., caption: _Optional[str] = ..., retrieval_score: _Optional[float] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "seconds")
@@ -63,18 +79,22 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "next_page_token", "partial", "stages_run", "timings")
+    __slots__ = ("results", "next_page_token", "partial", "stages_run", "timings", "reranked", "degraded_stages")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     STAGES_RUN_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    RERANKED_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_STAGES_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[Result]
     next_page_token: str
     partial: bool
     stages_run: _containers.RepeatedScalarFieldContainer[str]
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
-    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., partial: _Optional[bool] = ..., stages_run: _Optional[_Iterable[str]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
+    reranked: int
+    degraded_stages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., partial: _Optional[bool] = ..., stages_run: _Optional[_Iterable[str]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., reranked: _Optional[int] = ..., degraded_stages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Product(_message.Message):
     __slots__ = ("id", "title", "attributes", "image")

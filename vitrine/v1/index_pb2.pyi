@@ -18,7 +18,7 @@ METRIC_INNER_PRODUCT: Metric
 METRIC_L2: Metric
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "count")
+    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "count", "payload_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class CollectionInfo(_message.Message):
     NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -33,23 +34,26 @@ class CollectionInfo(_message.Message):
     num_shards: int
     local_shards: _containers.RepeatedScalarFieldContainer[int]
     count: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ...) -> None: ...
+    payload_bytes: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards")
+    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "payload_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     INDEX_SPEC_FIELD_NUMBER: _ClassVar[int]
     NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
     index_spec: str
     num_shards: int
     local_shards: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ...) -> None: ...
+    payload_bytes: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
@@ -92,7 +96,7 @@ class DropCollectionResponse(_message.Message):
     def __init__(self, dropped: _Optional[bool] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("id", "vector", "attributes")
+    __slots__ = ("id", "vector", "attributes", "payload")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,10 +107,12 @@ class Record(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: bytes
     attributes: _containers.MessageMap[str, _common_pb2.AttributeValue]
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ...) -> None: ...
+    payload: bytes
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("collection", "records")
@@ -137,14 +143,16 @@ class DeleteResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class GetRequest(_message.Message):
-    __slots__ = ("collection", "ids", "include_vectors")
+    __slots__ = ("collection", "ids", "include_vectors", "include_payloads")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     ids: _containers.RepeatedScalarFieldContainer[str]
     include_vectors: bool
-    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., include_vectors: _Optional[bool] = ...) -> None: ...
+    include_payloads: bool
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., include_vectors: _Optional[bool] = ..., include_payloads: _Optional[bool] = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("records", "missing_ids")
@@ -189,7 +197,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("collection", "shards", "total_vectors", "total_memory_bytes", "recovery_seconds", "replayed_entries", "snapshot_seq")
+    __slots__ = ("collection", "shards", "total_vectors", "total_memory_bytes", "recovery_seconds", "replayed_entries", "snapshot_seq", "payloads", "payload_disk_bytes")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_VECTORS_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +205,8 @@ class GetStatsResponse(_message.Message):
     RECOVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardStats]
     total_vectors: int
@@ -204,7 +214,9 @@ class GetStatsResponse(_message.Message):
     recovery_seconds: float
     replayed_entries: int
     snapshot_seq: int
-    def __init__(self, collection: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., total_vectors: _Optional[int] = ..., total_memory_bytes: _Optional[int] = ..., recovery_seconds: _Optional[float] = ..., replayed_entries: _Optional[int] = ..., snapshot_seq: _Optional[int] = ...) -> None: ...
+    payloads: int
+    payload_disk_bytes: int
+    def __init__(self, collection: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., total_vectors: _Optional[int] = ..., total_memory_bytes: _Optional[int] = ..., recovery_seconds: _Optional[float] = ..., replayed_entries: _Optional[int] = ..., snapshot_seq: _Optional[int] = ..., payloads: _Optional[int] = ..., payload_disk_bytes: _Optional[int] = ...) -> None: ...
 
 class SearchParams(_message.Message):
     __slots__ = ("ef_search", "nprobe")
@@ -215,7 +227,7 @@ class SearchParams(_message.Message):
     def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
 
 class IndexServiceSearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "filter", "params", "include_attributes", "shards")
+    __slots__ = ("collection", "queries", "k", "filter", "params", "include_attributes", "shards", "include_payloads")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +235,7 @@ class IndexServiceSearchRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _common_pb2.Tensor
     k: int
@@ -230,10 +243,11 @@ class IndexServiceSearchRequest(_message.Message):
     params: SearchParams
     include_attributes: bool
     shards: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., include_attributes: _Optional[bool] = ..., shards: _Optional[_Iterable[int]] = ...) -> None: ...
+    include_payloads: bool
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., include_attributes: _Optional[bool] = ..., shards: _Optional[_Iterable[int]] = ..., include_payloads: _Optional[bool] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "attributes")
+    __slots__ = ("id", "score", "attributes", "payload")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -244,10 +258,12 @@ class Hit(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     attributes: _containers.MessageMap[str, _common_pb2.AttributeValue]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ...) -> None: ...
+    payload: bytes
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("hits",)

@@ -1,0 +1,170 @@
+"""The search stages: encode → search → rerank (see :mod:`gateway.pipeline`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from encoder_service.client import Candidate
+from gateway.downstream import with_retries
+from gateway.pipeline import SearchContext
+from gateway.rerank import reorder
+from vitrine.serving.errors import NotFound, VitrineError
+
+log = logging.getLogger("vitrine.gateway")
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def wants_rerank(gw, ctx: SearchContext) -> bool:
+    if ctx.rerank_fixed is not None:
+        return ctx.rerank_fixed > 0
+    on = gw.config.rerank_default if ctx.rerank is None else ctx.rerank
+    return on and gw.rerank.target is not None
+
+
+class EncodeStage:
+    name = "encode"
+
+    def __init__(self, gw):
+        self.gw = gw
+
+    async def run(self, ctx: SearchContext) -> None:
+        cfg, enc = self.gw.config, self.gw.encoder
+        if ctx.rerank is not False and ctx.rerank_fixed != 0:
+            await self.gw.rerank.refresh()
+        parts = []
+        if ctx.text:
+            parts.append(
+                with_retries(
+                    lambda t: enc.embed_texts(cfg.text_model, [ctx.text], timeout=t),
+                    ctx.deadline,
+                    cfg.retries,
+                )
+            )
+        if ctx.image:
+            # A photo query that will be reranked needs its payload: from the same call.
+            payload = wants_rerank(self.gw, ctx)
+            parts.append(
+                with_retries(
+                    lambda t: enc.embed_images(
+                        cfg.image_model, [ctx.image], timeout=t, include_payloads=payload
+                    ),
+                    ctx.deadline,
+                    cfg.retries,
+                )
+            )
+        results = await asyncio.gather(*parts)
+        vectors = [r.vectors[0] for r in results]
+        if ctx.image and results[-1].payloads:
+            ctx.query_payload = results[-1].payloads[0]
+        if len(vectors) == 2:  # composite: weighted sum of the two unit vectors, renormalised
+            query = ctx.text_weight * vectors[0] + ctx.image_weight * vectors[1]
+        else:
+            query = vectors[0]
+        ctx.query = _normalise(query.astype(np.float32))
+
+
+class SearchStage:
+    name = "search"
+
+    def __init__(self, gw):
+        self.gw = gw
+
+    async def run(self, ctx: SearchContext) -> None:
+        cfg, planner = self.gw.config, self.gw.rerank
+        if ctx.rerank and planner.target is None:
+            ctx.degraded.append("rerank")  # asked for explicitly, but no reranker is loaded
+        elif wants_rerank(self.gw, ctx):
+            if ctx.rerank_fixed is not None:
+                ctx.rerank_n = ctx.rerank_fixed
+            else:
+                wanted = ctx.rerank_candidates or planner.target.candidates or cfg.rerank_candidates
+                ctx.rerank_n = planner.plan(wanted, ctx.deadline - time.monotonic())
+                if ctx.rerank_n == 0:
+                    ctx.degraded.append("rerank")  # no time left for it
+        t0 = time.perf_counter()
+        res = await self.gw.index.search(
+            cfg.collection,
+            ctx.query[None],
+            k=max(ctx.k, ctx.rerank_n),
+            filter=ctx.filter,
+            include_attributes=True,
+            # Candidates' payloads when the reranker will read them (a text query scores them).
+            include_payloads=ctx.rerank_n > 0 and bool(ctx.text),
+            timeout=ctx.remaining(),
+            allow_partial=cfg.allow_partial,
+            retries=cfg.retries,
+        )
+        planner.observe_search(time.perf_counter() - t0)
+        ctx.hits = res.hits[0]
+        ctx.partial = ctx.partial or res.partial
+
+
+class RerankStage:
+    """Reorders the best ``ctx.rerank_n`` hits by the rerank model's scores.
+
+    Candidates it cannot score (a product without a photo payload, or one stored by another image
+    tower version) keep their place. If the reranker fails or runs out of time the hits stay in
+    retrieval order and the response lists "rerank" among the degraded stages.
+    """
+
+    name = "rerank"
+
+    def __init__(self, gw):
+        self.gw = gw
+
+    async def run(self, ctx: SearchContext) -> bool | None:
+        n = min(ctx.rerank_n, len(ctx.hits))
+        target = self.gw.rerank.target
+        if n < 1 or target is None:
+            if ctx.rerank_n and target is None:
+                ctx.degraded.append("rerank")
+            return False
+        top = ctx.hits[:n]
+        usable = [
+            i
+            for i, h in enumerate(top)
+            if (not ctx.text or len(h.payload) == target.payload_bytes)
+            and (not ctx.query_payload or str(h.attributes.get("title", "")).strip())
+        ]
+        if not usable:
+            ctx.degraded.append("rerank")
+            return None
+        candidates = [
+            Candidate(top[i].payload, str(top[i].attributes.get("title", "")), top[i].score)
+            for i in usable
+        ]
+        t0 = time.perf_counter()
+        try:
+            res = await self.gw.encoder.rerank(
+                target.model,
+                candidates,
+                query_text=ctx.text,
+                query_payload=ctx.query_payload,
+                text_weight=ctx.text_weight,
+                image_weight=ctx.image_weight,
+                version=target.version,
+                timeout=max(0.001, ctx.remaining() - self.gw.config.rerank_margin_ms / 1000.0),
+            )
+        except VitrineError as exc:
+            if isinstance(exc, NotFound):
+                self.gw.rerank.forget()
+            log.warning("rerank degraded", extra={"code": exc.code.name, "error": exc.message})
+            ctx.degraded.append("rerank")
+            self.gw.observe_degraded("rerank", exc.code.name)
+            return None
+        self.gw.rerank.observe_rerank(len(candidates), time.perf_counter() - t0)
+        scores: list[float | None] = [None] * n
+        for i, s in zip(usable, res.scores, strict=True):
+            scores[i] = s
+        order = reorder(scores)
+        ctx.hits = [top[i] for i in order] + ctx.hits[n:]
+        ctx.rerank_scores = [scores[i] for i in order] + [None] * (len(ctx.hits) - n)
+        ctx.reranked = len(usable)
+        return None
