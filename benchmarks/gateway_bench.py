@@ -13,7 +13,8 @@ processes of ``vitrine up``), ingests the catalog through the gateway and measur
 * the gateway's own overhead: the same queries made by calling the encoder and then the index
   processes directly, in sequence, from the client — goal ≤ 1 ms at the median.
 
-Prints a table and, last, one JSON line.
+Rerank is off in these searches (benchmarks/rerank_bench.py measures it). Prints a table and,
+last, one JSON line.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from encoder_service.client import AsyncEncoderClient  # noqa: E402
 from gateway.client import AsyncSearchClient, SearchClient  # noqa: E402
 from index_service.client import IndexFanout  # noqa: E402
 from vitrine.catalog import load_catalog  # noqa: E402
-from vitrine.shop import ingest_catalog  # noqa: E402
-from vitrine.stack import LocalStack  # noqa: E402
+from vitrine.cli.shop import ingest_catalog  # noqa: E402
+from vitrine.cli.stack import LocalStack  # noqa: E402
 
 
 def queries_from(catalog, n: int) -> list[str]:
@@ -82,7 +83,7 @@ async def query_load(stack: LocalStack, queries: list[str], concurrencies, secon
         stage_times[c] = []
 
         async def one(q, c=c):
-            resp = await client.search(text=q, k=10, include_attributes=False)
+            resp = await client.search(text=q, k=10, include_attributes=False, rerank=False)
             stage_times[c].append({t.stage: t.seconds for t in resp.timings})
 
         r = await closed_loop(one, queries, c, seconds)
@@ -102,10 +103,8 @@ async def query_load(stack: LocalStack, queries: list[str], concurrencies, secon
 
 async def overhead(stack: LocalStack, queries: list[str], n: int) -> dict:
     """Median latency through the gateway vs encoder + index called directly, alternating."""
-    enc_t = next(s.target for s in stack.services if s.name == "encoder")
-    idx_t = [s.target for s in stack.services if s.name.startswith("index")]
-    enc = AsyncEncoderClient(enc_t)
-    fan = IndexFanout(idx_t)
+    enc = AsyncEncoderClient(stack.encoder)
+    fan = IndexFanout(stack.index_targets)
     gw = AsyncSearchClient(stack.gateway)
 
     async def direct(q):
@@ -113,7 +112,7 @@ async def overhead(stack: LocalStack, queries: list[str], n: int) -> dict:
         await fan.search("products", v[None], k=10, include_attributes=True)
 
     async def via(q):
-        await gw.search(text=q, k=10)
+        await gw.search(text=q, k=10, rerank=False)
 
     for q in queries[:20]:  # warm both paths
         await direct(q)
@@ -160,7 +159,7 @@ def main() -> None:
             args.models, Path(tmp), ports=(0, 0, 0, 0), metrics_ports=(-1, -1, -1, -1)
         ) as stack,
     ):
-        enc_t = next(s.target for s in stack.services if s.name == "encoder")
+        enc_t = stack.encoder
         photos = [p.image_path.read_bytes() for p in catalog.products[: args.encoder_photos]]
         out["encoder_images_per_s"] = asyncio.run(encoder_alone(enc_t, photos, 4))
         with SearchClient(stack.gateway, timeout=3600) as client:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from exporter.evaluate import DEFAULT_PAIR, evaluate
 from vitrine.catalog import load_catalog
+from vitrine.cli.report import print_eval_report
 from vitrine.model_repo import ModelRepository
-from vitrine.report import print_eval_report
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from encoder_service.config import EncoderConfig
 from encoder_service.metrics import EncoderMetrics
 from encoder_service.models import LoadedModel, ModelRegistry
-from encoder_service.rerank import Candidate, build_pairs, combine
+from vitrine.rerank_pairs import Candidate, build_pairs, combine
 from vitrine.serving.errors import InvalidArgument
 
 log = logging.getLogger("vitrine.encoder")

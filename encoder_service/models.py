@@ -5,7 +5,7 @@ onnxruntime session and its :class:`~encoder_service.batcher.DynamicBatcher`. Pr
 shared definition in :mod:`vitrine.preprocess` (the exporter uses the same functions):
 ``TextTokenizer`` for texts, ``decode_image`` for images. Kinds: text and image towers (an image
 tower may also output the reranker's ``payload``), and rerank models, whose batches are
-(query, candidate) pairs of any number of requests (:mod:`encoder_service.rerank`).
+(query, candidate) pairs of any number of requests (:mod:`vitrine.rerank_pairs`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numpy as np
 
 from encoder_service.batcher import BatchStats, DynamicBatcher
 from encoder_service.config import EncoderConfig
-from encoder_service.rerank import concat_pairs
 from encoder_service.runtime import OnnxRunner, choose_providers
 from vitrine.model_repo import ModelRepository, ModelVersion, RerankSpec
 from vitrine.preprocess import (
@@ -31,6 +30,7 @@ from vitrine.preprocess import (
     TokenBatch,
     decode_image,
 )
+from vitrine.rerank_pairs import concat_pairs
 from vitrine.serving.errors import InvalidArgument, NotFound
 
 log = logging.getLogger("vitrine.encoder.models")

@@ -7,7 +7,7 @@ import time
 import grpc
 
 from encoder_service.core import Encoder
-from encoder_service.rerank import Candidate
+from vitrine.rerank_pairs import Candidate
 from vitrine.serving.grpc_app import rpc
 from vitrine.serving.metrics import RpcMetrics
 from vitrine.tensors import to_tensor

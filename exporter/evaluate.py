@@ -10,6 +10,9 @@ whole catalog (``--split all``). Queries are product titles (text→image) and p
 Attribute precision@10: one query per (gender, baseColour, articleType) combination with at least
 10 products in the pool (3 in pools under 500 products), phrased like "Men Navy Blue Shirts"; a hit
 must match all three; precision is hits in the top 10 over ``min(10, matching products)``.
+
+With ``rerank=N`` the main pair is also scored after its rerank model reorders each query's top N
+(:mod:`exporter.evaluate_rerank`), on the same pool, side by side with retrieval alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.evaluate_rerank import OnnxReranker, find_reranker, reranked_scores
 from exporter.metrics import precision_at_k, retrieval_metrics
 from exporter.split import split_products
 from exporter.texts import attribute_phrase
@@ -77,6 +81,14 @@ class OnnxTower:
         ]
         return np.concatenate(out)
 
+    def payloads(self, pixels: np.ndarray, batch: int = 32) -> list[bytes]:
+        """The ``payload`` output (raw float16 bytes per photo) of an image tower that has one."""
+        out = []
+        for s in range(0, len(pixels), batch):
+            rows = self.session.run(["payload"], {"pixels": pixels[s : s + batch]})[0]
+            out += [r.astype("<f2").tobytes() for r in rows]
+        return out
+
 
 def find_pairs(repo: ModelRepository) -> list[tuple[ModelVersion, ModelVersion]]:
     """(text, image) latest versions for every text model whose manifest names an image pair."""
@@ -118,7 +130,27 @@ def _round(d: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def evaluate_pair(text: OnnxTower, image: OnnxTower, products, pixels: np.ndarray) -> dict:
+def _metrics(s_t2i, s_i2t, strict, title_rel) -> dict:
+    return {
+        "text_to_image": {
+            "strict": _round(retrieval_metrics(s_t2i, strict)),
+            "title": _round(retrieval_metrics(s_t2i, title_rel)),
+        },
+        "image_to_text": {
+            "strict": _round(retrieval_metrics(s_i2t, strict)),
+            "title": _round(retrieval_metrics(s_i2t, title_rel.T)),
+        },
+    }
+
+
+def evaluate_pair(
+    text: OnnxTower,
+    image: OnnxTower,
+    products,
+    pixels: np.ndarray,
+    reranker: OnnxReranker | None = None,
+    rerank_n: int = 0,
+) -> dict:
     titles = [p.title for p in products]
     t = text.embed_texts(titles)
     v = image.embed_pixels(pixels)
@@ -126,29 +158,44 @@ def evaluate_pair(text: OnnxTower, image: OnnxTower, products, pixels: np.ndarra
     strict = np.eye(len(products), dtype=bool)
     codes = np.asarray([hash(normalize_title(x)) for x in titles])
     title_rel = codes[:, None] == codes[None, :]
-    out = {
-        "text_to_image": {
-            "strict": _round(retrieval_metrics(s, strict)),
-            "title": _round(retrieval_metrics(s, title_rel)),
-        },
-        "image_to_text": {
-            "strict": _round(retrieval_metrics(s.T, strict)),
-            "title": _round(retrieval_metrics(s.T, title_rel.T)),
-        },
-    }
+    out = _metrics(s, s.T, strict, title_rel)
     q_texts, q_rel = attribute_queries(products)
-    if q_texts:
-        qa = text.embed_texts(q_texts)
-        out["attribute_precision@10"] = round(precision_at_k(qa @ v.T, q_rel, 10, capped=True), 4)
-    else:
-        out["attribute_precision@10"] = None
+    qa = text.embed_texts(q_texts) if q_texts else None
+    out["attribute_precision@10"] = (
+        round(precision_at_k(qa @ v.T, q_rel, 10, capped=True), 4) if q_texts else None
+    )
     out["attribute_queries"] = len(q_texts)
+    if reranker is not None and rerank_n > 0:
+        payloads = image.payloads(pixels)
+        r_t2i = reranked_scores(reranker, s, rerank_n, texts=titles, candidate_payloads=payloads)
+        r_i2t = reranked_scores(
+            reranker, s.T, rerank_n, query_payloads=payloads, candidate_titles=titles
+        )
+        rr = _metrics(r_t2i, r_i2t, strict, title_rel)
+        rr["attribute_precision@10"] = None
+        if q_texts:
+            r_attr = reranked_scores(
+                reranker, qa @ v.T, rerank_n, texts=q_texts, candidate_payloads=payloads
+            )
+            rr["attribute_precision@10"] = round(precision_at_k(r_attr, q_rel, 10, capped=True), 4)
+        out["reranked"] = {
+            "rerank_model": f"{reranker.version.manifest.name}/{reranker.version.manifest.version}",
+            "candidates": rerank_n,
+            "payload_bytes": reranker.spec.payload_bytes,
+            **rr,
+        }
     return out
 
 
 def evaluate(
-    models: str | Path, catalog: Catalog, split: str = "test", quiet: bool = False
+    models: str | Path,
+    catalog: Catalog,
+    split: str = "test",
+    quiet: bool = False,
+    rerank: int = 0,
 ) -> dict:
+    """Evaluate every tower pair; with ``rerank`` > 0 also the main pair with its reranker
+    reordering the top ``rerank`` candidates of every query."""
     repo = ModelRepository(models)
     pairs = find_pairs(repo)
     if not pairs:
@@ -168,10 +215,20 @@ def evaluate(
         for t, v in pairs:
             key = t.manifest.name.removesuffix("-text")
             prog.update(e_task, info=key)
+            rr = find_reranker(repo, v) if rerank and t.manifest.name == DEFAULT_PAIR[0] else None
+            if rerank and t.manifest.name == DEFAULT_PAIR[0] and rr is None:
+                raise FileNotFoundError(f"no rerank model in {models} reads {v.manifest.name}")
             results[key] = {
                 "text_model": f"{t.manifest.name}/{t.manifest.version}",
                 "image_model": f"{v.manifest.name}/{v.manifest.version}",
-                **evaluate_pair(OnnxTower(t), OnnxTower(v), products, pixels),
+                **evaluate_pair(
+                    OnnxTower(t),
+                    OnnxTower(v),
+                    products,
+                    pixels,
+                    OnnxReranker(rr) if rr else None,
+                    rerank,
+                ),
             }
             prog.advance(e_task)
     report = {

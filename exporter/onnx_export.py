@@ -61,13 +61,17 @@ def _export(
     onnx.checker.check_model(model, full_check=True)
 
 
-def onnx_outputs(
-    path: Path, feeds: dict[str, np.ndarray], names: tuple[str, ...] = ("embedding",)
-) -> list[np.ndarray]:
+def onnx_run(path: Path, feeds: dict[str, np.ndarray], names: tuple[str, ...]) -> list:
+    """The named outputs of the model at ``path`` on ``feeds`` (onnxruntime, CPU)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return sess.run(list(names), feeds)
+
+
+def onnx_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """A tower's ``embedding`` on ``feeds``."""
+    return onnx_run(path, feeds, ("embedding",))[0]
 
 
 def check_parity(
@@ -82,7 +86,7 @@ def check_parity(
         ref = module(*(torch.from_numpy(v) for v in feeds.values()))
     refs = ref if isinstance(ref, tuple) else (ref,)
     diffs = {}
-    for name, r, got in zip(names, refs, onnx_outputs(path, feeds, names), strict=True):
+    for name, r, got in zip(names, refs, onnx_run(path, feeds, names), strict=True):
         r = r.numpy()
         err = np.abs(r.astype(np.float64) - got.astype(np.float64))
         if r.dtype == np.float16:

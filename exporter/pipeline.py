@@ -215,3 +215,22 @@ def run_training(
         log.info("published", extra={"models": [m.manifest.name for m in (t, i, r) if m]})
         out.append(Trained(prefix, ckpt, t, i, val_metrics, r))
     return out
+
+
+def retrain_reranker(
+    catalog: Catalog,
+    models: Path,
+    cfg: RerankConfig,
+    cache_dir: Path | None = DEFAULT_CACHE,
+    quiet: bool = False,
+) -> tuple[ModelVersion, ModelVersion, ModelVersion | None]:
+    """``vitrine train-reranker``: a reranker for the towers of ``models/.checkpoints/vitrine.pt``,
+    published with a new version of the towers (the same embeddings, plus the payload output)."""
+    ckpt = Path(models) / CHECKPOINTS / "vitrine.pt"
+    towers, training = load_checkpoint(ckpt)
+    info = training["split"]
+    split = split_products(catalog.products, info["test_size"], info["val_size"], info["seed"])
+    rerank_ckpt = train_rerank_checkpoint(
+        catalog, models, towers, towers.spec, split, info, cfg, cache_dir, quiet
+    )
+    return export_checkpoint(ckpt, Path(models), "vitrine", catalog, rerank_checkpoint=rerank_ckpt)

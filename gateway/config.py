@@ -29,6 +29,7 @@ class GatewayConfig(ServerConfig):
     retries: int = 2  # retries of UNAVAILABLE downstream calls (with backoff)
     ingest_batch: int = 32  # images per encoder call during ingest
     ingest_inflight: int = 4  # ingest batches in flight per stream (backpressure)
+    ingest_timeout_s: float = 60.0  # deadline of one ingest encoder/index call (throughput work)
     num_shards: int = 4  # for a collection the gateway creates on first ingest
     index_spec: str = "HNSW32"
     # Reranking (the "rerank" stage runs when this model is loaded in the encoder).
@@ -62,8 +63,8 @@ class GatewayConfig(ServerConfig):
             or self.text_weight + self.image_weight == 0
         ):
             raise ConfigError("text_weight/image_weight: non-negative, not both 0")
-        if self.default_timeout_s <= 0 or self.retries < 0:
-            raise ConfigError("default_timeout_s must be > 0, retries >= 0")
+        if self.default_timeout_s <= 0 or self.ingest_timeout_s <= 0 or self.retries < 0:
+            raise ConfigError("default_timeout_s/ingest_timeout_s must be > 0, retries >= 0")
         if self.ingest_batch < 1 or self.ingest_inflight < 1 or self.num_shards < 1:
             raise ConfigError("ingest_batch/ingest_inflight/num_shards: must be >= 1")
         if not 1 <= self.rerank_candidates <= self.max_rerank_candidates:

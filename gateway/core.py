@@ -232,7 +232,9 @@ class Gateway:
                 [out.payloads.get(i, b"") for i in ready],
             )
             try:
-                await self.index.upsert_records(self.config.collection, records)
+                await self.index.upsert_records(
+                    self.config.collection, records, self.config.ingest_timeout_s
+                )
                 for i in ready:
                     results[i] = ItemResult(products[i].id, grpc.StatusCode.OK)
             except VitrineError as exc:
@@ -247,6 +249,7 @@ class Gateway:
                 self.config.image_model,
                 [products[i].image for i in rows],
                 include_payloads=payloads,
+                timeout=self.config.ingest_timeout_s,
             )
             for j, (i, v) in enumerate(zip(rows, res.vectors, strict=True)):
                 out.vectors[i] = v
@@ -265,7 +268,9 @@ class Gateway:
         products = out.products
         try:
             res = await self.encoder.embed_texts(
-                self.config.text_model, [products[i].title for i in rows]
+                self.config.text_model,
+                [products[i].title for i in rows],
+                timeout=self.config.ingest_timeout_s,
             )
             for i, v in zip(rows, res.vectors, strict=True):
                 out.vectors[i] = v

@@ -329,9 +329,11 @@ class IndexFanout:
             groups.setdefault(id(c), (c, []))[1].append(item)
         return list(groups.values())
 
-    async def upsert_records(self, name: str, records: Sequence[index_pb2.Record]) -> int:
+    async def upsert_records(
+        self, name: str, records: Sequence[index_pb2.Record], timeout: float | None = None
+    ) -> int:
         groups = await self._by_owner(name, records, key=lambda r: r.id)
-        return sum(await asyncio.gather(*(c.upsert_records(name, rs) for c, rs in groups)))
+        return sum(await asyncio.gather(*(c.upsert_records(name, rs, timeout) for c, rs in groups)))
 
     async def upsert(self, name: str, ids, vectors, attributes=None) -> int:
         return await self.upsert_records(name, _records(ids, vectors, attributes))

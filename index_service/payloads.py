@@ -1,4 +1,4 @@
-"""Per-record payloads (e.g. the reranker's region tokens), kept on disk beside a collection.
+"""Per-record payloads (the reranker's per-product vector), kept on disk beside a collection.
 
 A payload is opaque bytes stored with a record (``Record.payload``) and returned with its hits
 when a search asks for them. Payloads are read only for the few hits a search returns, so they

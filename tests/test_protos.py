@@ -170,6 +170,7 @@ def test_expected_rpcs_present() -> None:
         "GetModelInfo",
         "LoadModel",
         "UnloadModel",
+        "Rerank",
     }
     assert rpcs(index_pb2, "IndexService") == {
         "CreateCollection",

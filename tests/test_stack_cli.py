@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from tests.support.tiny_models import publish_image, publish_text
 from vitrine.catalog import deterministic_subset, load_catalog, write_catalog
 from vitrine.cli import app
-from vitrine.shop import parse_filter
-from vitrine.stack import LocalStack
+from vitrine.cli.shop import parse_filter
+from vitrine.cli.stack import LocalStack
 
 
 def test_parse_filter():

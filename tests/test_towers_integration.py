@@ -65,7 +65,8 @@ def test_onnx_matches_pytorch_on_unseen_real_inputs(trained_repo, demo_catalog):
 
 def test_export_command_publishes_next_version(trained_repo, tmp_path):
     _models, trained = trained_repo
-    t, i = export_checkpoint(trained[1].checkpoint, tmp_path, "probe")
+    t, i, r = export_checkpoint(trained[1].checkpoint, tmp_path, "probe")
+    assert r is None  # no reranker for the probe
     assert (t.manifest.version, i.manifest.version) == (1, 1)
     result = CliRunner().invoke(
         app,

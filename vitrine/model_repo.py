@@ -43,7 +43,7 @@ class Manifest:
     embedding_dim: int  # towers: the embedding width; 0 for models that do not embed
     inputs: dict[str, dict[str, Any]]  # input name -> {"dtype": ..., "shape": [...]}
     output: str = "embedding"
-    # Further outputs a caller may ask for, e.g. an image tower's reranker "regions".
+    # Further outputs a caller may ask for, e.g. an image tower's "payload" for the reranker.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     normalized: bool = True  # outputs are L2-normalised (cosine == inner product)
     max_batch_size: int = 64

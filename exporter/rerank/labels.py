@@ -55,9 +55,11 @@ class Vocab:
     classes: dict[str, list[str]]
 
     @classmethod
-    def build(cls, products: list[Product], min_count: int = 3) -> Vocab:
+    def build(
+        cls, products: list[Product], min_count: int = 3, attributes: tuple = ATTRIBUTES
+    ) -> Vocab:
         classes = {}
-        for a in ATTRIBUTES:
+        for a in attributes:
             counts = Counter(v for v in (value_of(p, a) for p in products) if v)
             classes[a] = [*sorted(v for v, c in counts.items() if c >= min_count), UNK]
         return cls(classes)
@@ -77,7 +79,7 @@ class Vocab:
     def image_labels(self, products: list[Product]) -> dict[str, np.ndarray]:
         return {
             a: np.asarray([self.index(a, value_of(p, a)) for p in products], dtype=np.int64)
-            for a in ATTRIBUTES
+            for a in self.classes
         }
 
     def text_labels(self, text: str, p: Product) -> dict[str, int]:
@@ -92,7 +94,7 @@ class Vocab:
         return out
 
     def to_dict(self) -> dict:
-        return {"attributes": list(ATTRIBUTES), "classes": self.classes, "mentioned": MENTIONED}
+        return {"attributes": list(self.classes), "classes": self.classes, "mentioned": MENTIONED}
 
 
 def query_texts(p: Product) -> list[str]:

@@ -230,6 +230,33 @@ def candidate_lists(
     return out
 
 
+def pool_lists(
+    model: RerankModel,
+    towers: TrainableTowers,
+    feats: FeatureCache,
+    catalog: Catalog,
+    rows: np.ndarray,
+    title_batch,
+    payloads: np.ndarray,
+    n: int,
+) -> dict[str, PairLists]:
+    """Both directions' top-``n`` lists over the pool ``rows`` (a split), as the towers rank
+    it: ``title_batch`` and ``payloads`` are indexed by catalog row."""
+    t, v = embed_cached(towers, CachedData(feats, catalog, rows), "cpu")
+    titles = [normalize_title(catalog.products[r].title) for r in rows]
+    codes = {c: i for i, c in enumerate(dict.fromkeys(titles))}
+    return candidate_lists(
+        model,
+        t,
+        v,
+        title_batch.input_ids[rows],
+        title_batch.attention_mask[rows],
+        payloads[rows],
+        np.asarray([codes[c] for c in titles]),
+        n,
+    )
+
+
 def fit_weights(model: RerankModel, lists: dict[str, PairLists], cfg: RerankConfig) -> None:
     """Listwise softmax over each list (targets: the relevant candidates), one weight vector
     per direction; a little L2 keeps the feature weights small where they do not help."""
@@ -343,31 +370,17 @@ def train_reranker(
             text_heads, heads.layout, memory_lex, memory_vis, cfg.knn, cfg.knn_temperature
         )
         task = prog.add_task("rerank: weights", total=1, info="validation lists")
-        val = CachedData(feats, catalog, split.val)
-        t_val, v_val = embed_cached(towers, val, "cpu")
         va = np.asarray(split.val)
-        codes = {
-            c: i
-            for i, c in enumerate(dict.fromkeys(normalize_title(products[r].title) for r in va))
-        }
-        title_code = np.asarray([codes[normalize_title(products[r].title)] for r in va])
-        lists = candidate_lists(
-            model,
-            t_val,
-            v_val,
-            title_batch.input_ids[va],
-            title_batch.attention_mask[va],
-            payloads[va],
-            title_code,
-            cfg.candidates,
-        )
+        lists = pool_lists(model, towers, feats, catalog, va, title_batch, payloads, cfg.candidates)
         fit_weights(model, lists, cfg)
         prog.update(task, advance=1)
     model.eval()
     metrics = {
         "validation_fit": list_metrics(model, lists),
         "weights": {
-            d: dict(zip(FEATURES, [round(float(x), 4) for x in model.weights[i]], strict=True))
+            d: dict(
+                zip(FEATURES, [round(float(x), 4) for x in model.weights.detach()[i]], strict=True)
+            )
             for i, d in enumerate(DIRECTIONS)
         },
         "image_heads_validation_accuracy": _accuracy(heads, x_all[va], image_labels, va),

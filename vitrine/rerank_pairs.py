@@ -1,6 +1,8 @@
-"""Rerank requests as plain Python: validate, build (text, payload) pairs, combine the scores.
+"""The inputs of a rerank model: validate a request, build its (text, payload) pairs, combine.
 
-A request becomes pairs for the rerank graph (see :mod:`exporter.rerank.export`):
+One definition, used by the encoder service (``Rerank``) and by evaluation (``vitrine eval
+--rerank``), as :mod:`vitrine.preprocess` is for the towers. A request becomes pairs for the
+rerank graph (see :mod:`exporter.rerank.export`):
 
 * a **text query** scores each candidate's payload against the query text (direction 0);
 * a **photo query** scores each candidate's title against the photo's payload (direction 1);

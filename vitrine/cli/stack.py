@@ -141,6 +141,14 @@ class LocalStack:
     def gateway(self) -> str:
         return next(s.target for s in self.services if s.name == "gateway")
 
+    @property
+    def encoder(self) -> str:
+        return next(s.target for s in self.services if s.name == "encoder")
+
+    @property
+    def index_targets(self) -> list[str]:
+        return [s.target for s in self.services if s.name.startswith("index")]
+
     def stop(self, timeout: float = 30) -> None:
         for svc in reversed(self.services):
             if svc.proc and svc.proc.poll() is None:

@@ -79,6 +79,35 @@ def print_failures(resp, console: Console) -> None:
     console.print(t)
 
 
+def _timings(resp) -> str:
+    return ", ".join(f"{x.stage} {x.seconds * 1000:.1f} ms" for x in resp.timings)
+
+
+def print_side_by_side(title: str, before, after, console: Console) -> None:
+    """The same query in retrieval order and reranked: top results next to each other."""
+    t = Table(title=title)
+    t.add_column("#", justify="right")
+    for col in ("retrieval order", "score", f"reranked (top {after.reranked})", "score"):
+        t.add_column(col, justify="right" if col == "score" else "left")
+    for i in range(max(len(before.results), len(after.results))):
+        cells = [str(i + 1)]
+        for resp in (before, after):
+            if i < len(resp.results):
+                r = resp.results[i]
+                cells += [f"{r.caption} [dim]({r.product_id})[/dim]", f"{r.score:.3f}"]
+            else:
+                cells += ["", ""]
+        t.add_row(*cells)
+    console.print(t)
+    console.print(f"[dim]retrieval: {_timings(before)}[/dim]")
+    degraded = (
+        f"  [red]degraded: {', '.join(after.degraded_stages)}[/red]"
+        if after.degraded_stages
+        else ""
+    )
+    console.print(f"[dim]reranked:  {_timings(after)}[/dim]{degraded}")
+
+
 def print_search(title: str, resp, console: Console) -> None:
     t = Table(title=title + ("  [red](partial)[/red]" if resp.partial else ""))
     for col in ("#", "score", "id", "title", "gender", "colour", "type"):
@@ -99,5 +128,5 @@ def print_search(title: str, resp, console: Console) -> None:
             s("articleType"),
         )
     console.print(t)
-    timings = ", ".join(f"{x.stage} {x.seconds * 1000:.1f} ms" for x in resp.timings)
-    console.print(f"[dim]stages: {timings}[/dim]")
+    extra = f", reranked {resp.reranked}" if resp.reranked else ""
+    console.print(f"[dim]stages: {_timings(resp)}{extra}[/dim]")

@@ -17,26 +17,31 @@ def print_eval_report(report: dict, console: Console | None = None) -> None:
     for c in METRIC_COLS:
         t.add_column(c, justify="right")
     for name, r in report["models"].items():
-        for direction in ("text_to_image", "image_to_text"):
-            for rule in ("strict", "title"):
-                m = r[direction][rule]
-                t.add_row(
-                    name,
-                    direction.replace("_to_", "→"),
-                    rule,
-                    *(f"{m[c]:.3f}" for c in METRIC_COLS),
-                )
-        p = r["attribute_precision@10"]
-        t.add_row(
-            name,
-            "attributes→image",
-            f"{r['attribute_queries']} queries",
-            "",
-            "",
-            f"P@10 {p:.3f}" if p is not None else "n/a",
-            "",
-            "",
-        )
+        rows = [(name, r)]
+        if "reranked" in r:
+            rr = r["reranked"]
+            rows.append((f"{name} + rerank top {rr['candidates']}", rr))
+        for label, m_all in rows:
+            for direction in ("text_to_image", "image_to_text"):
+                for rule in ("strict", "title"):
+                    m = m_all[direction][rule]
+                    t.add_row(
+                        label,
+                        direction.replace("_to_", "→"),
+                        rule,
+                        *(f"{m[c]:.3f}" for c in METRIC_COLS),
+                    )
+            p = m_all["attribute_precision@10"]
+            t.add_row(
+                label,
+                "attributes→image",
+                f"{r['attribute_queries']} queries",
+                "",
+                "",
+                f"P@10 {p:.3f}" if p is not None else "n/a",
+                "",
+                "",
+            )
     console.print(t)
     if "vs_baseline" in report:
         console.print(report["vs_baseline"])

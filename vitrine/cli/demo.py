@@ -1,8 +1,10 @@
-"""``make demo``: train the towers (if needed), evaluate them, then run the whole system.
+"""``make demo``: train the models (if needed), evaluate them, then run the whole system.
 
-The services start as local processes (encoder, two index processes, gateway), the catalog is
-ingested through the gateway, and a text, an image, a composite and a filtered query are answered
-by the running services before everything shuts down.
+The towers and the reranker are trained on the catalog and evaluated (retrieval, then top-50
+reranked). The services start as local processes (encoder, two index processes, gateway), the
+catalog is ingested through the gateway, and text, photo, composite and filtered queries are
+answered by the running services — text and photo queries with rerank off and on, side by side —
+before everything shuts down.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 from rich.console import Console
 
 from vitrine.catalog import load_catalog
+from vitrine.cli.report import print_eval_report
 from vitrine.model_repo import ModelRepository
-from vitrine.report import print_eval_report
 
 TEXT_QUERIES = (
     "navy blue men's casual shirt",
@@ -21,6 +23,7 @@ TEXT_QUERIES = (
     "red sports shoes",
     "analog watch for men",
 )
+RERANK_CANDIDATES = 50
 
 
 def run_demo(
@@ -28,16 +31,20 @@ def run_demo(
 ) -> None:
     from exporter.evaluate import DEFAULT_PAIR, evaluate
     from exporter.pipeline import run_training
+    from exporter.rerank.export import RERANK_NAME
+    from exporter.rerank.train import RerankConfig
     from exporter.train import TrainConfig
 
     console = Console()
     catalog = load_catalog(catalog_dir)
     repo = ModelRepository(models)
     console.rule(f"Vitrine demo — {len(catalog)} products from {catalog.root}")
-    if retrain or not set(DEFAULT_PAIR) <= set(repo.model_names()):
+    if retrain or not {*DEFAULT_PAIR, RERANK_NAME} <= set(repo.model_names()):
         # Small catalog: smaller batches give the heads enough steps.
-        run_training(catalog, models, TrainConfig(epochs=epochs, batch_size=64))
-    report = evaluate(models, catalog, "test")
+        run_training(
+            catalog, models, TrainConfig(epochs=epochs, batch_size=64), rerank=RerankConfig()
+        )
+    report = evaluate(models, catalog, "test", rerank=RERANK_CANDIDATES)
     print_eval_report(report, console)
 
     run_services_demo(catalog, models, console)
@@ -48,8 +55,14 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
     import tempfile
 
     from gateway.client import SearchClient
-    from vitrine.shop import ingest_catalog, parse_filter, print_failures, print_search
-    from vitrine.stack import LocalStack
+    from vitrine.cli.shop import (
+        ingest_catalog,
+        parse_filter,
+        print_failures,
+        print_search,
+        print_side_by_side,
+    )
+    from vitrine.cli.stack import LocalStack
 
     data = Path(tempfile.mkdtemp(prefix="vitrine-demo-index-"))
     console.rule("Services: encoder, two index processes (2 shards each), gateway")
@@ -61,11 +74,17 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
             console.print(f"ingested {resp.succeeded} of {resp.received} products")
             print_failures(resp, console)
             for q in TEXT_QUERIES:
-                print_search(f"text: {q!r}", client.search(text=q, k=5), console)
+                print_side_by_side(
+                    f"text: {q!r}",
+                    client.search(text=q, k=5, rerank=False),
+                    client.search(text=q, k=5, rerank_candidates=RERANK_CANDIDATES),
+                    console,
+                )
             probe = catalog.products[len(catalog.products) // 3]
             photo = probe.image_path.read_bytes()
-            print_search(
+            print_side_by_side(
                 f"image: photo of product {probe.id} ({probe.title})",
+                client.search(image=photo, k=5, rerank=False),
                 client.search(image=photo, k=5),
                 console,
             )

@@ -1,0 +1,122 @@
+"""Shop commands over a running stack: up, ingest, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vitrine.cli.app import DEFAULT_MODELS, CatalogOpt, GatewayOpt, ModelsOpt, app
+
+
+@app.command()
+def up(
+    models: ModelsOpt = DEFAULT_MODELS,
+    data_dir: Annotated[Path, typer.Option(help="Index data (two processes: a/, b/).")] = Path(
+        "data/index"
+    ),
+) -> None:
+    """Start an encoder, two index processes (half the shards each) and a gateway; Ctrl-C stops all."""
+    import signal as _signal
+    import threading
+
+    from vitrine.cli.stack import LocalStack
+
+    stack = LocalStack(models, data_dir)
+    typer.echo("starting encoder, index-a, index-b, gateway ...")
+    stack.start()
+    for svc in stack.services:
+        typer.echo(
+            f"  {svc.name:8s} {svc.target}  metrics :{svc.info.get('metrics_port')}  pid {svc.info['pid']}"
+        )
+    typer.echo(
+        f"ready: gateway at {stack.gateway}; logs in {stack.log_dir}. Ctrl-C stops everything."
+    )
+    done = threading.Event()
+    for sig in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(sig, lambda *_: done.set())
+    try:
+        while not done.wait(0.5):
+            dead = [s.name for s in stack.services if s.proc.poll() is not None]
+            if dead:
+                typer.echo(f"stopped unexpectedly: {dead}", err=True)
+                break
+    finally:
+        typer.echo("stopping ...")
+        stack.stop()
+        typer.echo("stopped")
+
+
+@app.command()
+def ingest(
+    catalog: CatalogOpt = None,
+    gateway: GatewayOpt = "127.0.0.1:50050",
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Products per streamed batch.")] = 32,
+) -> None:
+    """Stream a catalog (titles, attributes, photos) into the search index through the gateway."""
+    from rich.console import Console
+
+    from gateway.client import SearchClient
+    from vitrine.catalog import load_catalog
+    from vitrine.cli.shop import ingest_catalog, print_failures
+
+    cat = load_catalog(catalog)
+    with SearchClient(gateway, timeout=3600) as client:
+        resp = ingest_catalog(client, cat, batch)
+    console = Console()
+    console.print(f"received {resp.received}, indexed {resp.succeeded}, failed {resp.failed}")
+    print_failures(resp, console)
+    if resp.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="Query text (may be empty with --image).")] = "",
+    image: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Query photo.")
+    ] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter", help="field=value, field!=value, field in a|b, field<n; repeatable (AND)."
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000)] = 10,
+    text_weight: Annotated[float, typer.Option(min=0)] = 0.0,
+    image_weight: Annotated[float, typer.Option(min=0)] = 0.0,
+    rerank: Annotated[
+        bool | None,
+        typer.Option(help="Rerank the candidates (default: the server's setting)."),
+    ] = None,
+    rerank_candidates: Annotated[
+        int, typer.Option(min=0, max=200, help="Candidates to rerank (0 = server default).")
+    ] = 0,
+    gateway: GatewayOpt = "127.0.0.1:50050",
+) -> None:
+    """Search products by text, photo or both, with filters; prints a table."""
+    from rich.console import Console
+
+    from gateway.client import SearchClient
+    from vitrine.cli.shop import parse_filter, print_search
+
+    try:
+        flt = parse_filter(filter_ or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with SearchClient(gateway) as client:
+        resp = client.search(
+            text=text,
+            image=image.read_bytes() if image else b"",
+            k=k,
+            filter=flt,
+            text_weight=text_weight,
+            image_weight=image_weight,
+            rerank=rerank,
+            rerank_candidates=rerank_candidates,
+        )
+    what = " + ".join(
+        x for x in (repr(text) if text else "", f"photo {image.name}" if image else "") if x
+    )
+    print_search(f"search: {what}", resp, Console())
