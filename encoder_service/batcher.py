@@ -54,6 +54,7 @@ class BatchStats:
     on_queue_time: Callable[[float], None] = lambda seconds: None
     on_dropped: Callable[[str, int], None] = lambda reason, items: None
     on_queue_depth: Callable[[int], None] = lambda items: None
+    on_step: Callable[[int, float], None] = lambda rows, compute_s: None  # caption decoder steps
 
 
 @dataclass(eq=False)

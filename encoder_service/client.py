@@ -38,6 +38,43 @@ class RerankResult:
 
 
 @dataclass
+class Caption:
+    title: str
+    attributes: dict[str, tuple[str, float]]  # name -> (value, confidence)
+    mean_log_prob: float
+    tokens: int
+
+
+@dataclass
+class GenerateResult:
+    model: str
+    version: int
+    captions: list[Caption]
+
+
+def _generate_result(r: encoder_pb2.GenerateResponse) -> GenerateResult:
+    return GenerateResult(
+        r.model,
+        r.version,
+        [
+            Caption(
+                c.title,
+                {a.name: (a.value, a.confidence) for a in c.attributes},
+                c.mean_log_prob,
+                c.tokens,
+            )
+            for c in r.captions
+        ],
+    )
+
+
+def _generate_request(model, images, beam, max_tokens, version):
+    return encoder_pb2.GenerateRequest(
+        model=model, version=version, images=list(images), beam=beam, max_tokens=max_tokens
+    )
+
+
+@dataclass
 class Candidate:
     """One candidate of a Rerank call: its payload and/or title, and its retrieval score."""
 
@@ -124,6 +161,18 @@ class EncoderClient(SyncClientBase):
         )
         return _rerank_result(self._call("Rerank", req, timeout))
 
+    def generate(
+        self,
+        model: str,
+        images: Sequence[bytes],
+        beam: int = 0,
+        max_tokens: int = 0,
+        version: int = 0,
+        timeout: float | None = None,
+    ) -> GenerateResult:
+        req = _generate_request(model, images, beam, max_tokens, version)
+        return _generate_result(self._call("Generate", req, timeout))
+
     def model_info(self, model: str = "") -> list[encoder_pb2.ModelInfo]:
         return list(self._call("GetModelInfo", encoder_pb2.GetModelInfoRequest(model=model)).models)
 
@@ -172,6 +221,18 @@ class AsyncEncoderClient(AsyncClientBase):
             model, query_text, query_payload, candidates, text_weight, image_weight, version
         )
         return _rerank_result(await self._call("Rerank", req, timeout))
+
+    async def generate(
+        self,
+        model: str,
+        images: Sequence[bytes],
+        beam: int = 0,
+        max_tokens: int = 0,
+        version: int = 0,
+        timeout: float | None = None,
+    ) -> GenerateResult:
+        req = _generate_request(model, images, beam, max_tokens, version)
+        return _generate_result(await self._call("Generate", req, timeout))
 
     async def model_info(self, model: str = "") -> list[encoder_pb2.ModelInfo]:
         resp = await self._call("GetModelInfo", encoder_pb2.GetModelInfoRequest(model=model))

@@ -30,6 +30,9 @@ class EncoderConfig(ServerConfig):
     max_rerank_candidates: int = 200  # candidates per Rerank call
     rerank_batch_pairs: int = 256  # (query, candidate) pairs per rerank execution
     text_overflow: str = "truncate"  # truncate | reject: texts longer than the model's window
+    max_generate_photos: int = 256  # photos decoding at once per caption model (then 429)
+    generate_step_rows: int = 256  # hypotheses per decoder-step execution
+    max_beam: int = 8  # widest beam a Generate call may ask for
 
     def validate(self) -> None:
         super().validate()
@@ -43,6 +46,10 @@ class EncoderConfig(ServerConfig):
             raise ConfigError("max_rerank_candidates/rerank_batch_pairs: must be >= 1")
         if self.max_queue_items < 2 * self.max_rerank_candidates:
             raise ConfigError("max_queue_items: must be >= 2 * max_rerank_candidates")
+        if self.max_generate_photos < 1 or self.generate_step_rows < 1 or self.max_beam < 1:
+            raise ConfigError("max_generate_photos/generate_step_rows/max_beam: must be >= 1")
+        if self.generate_step_rows < self.max_beam:
+            raise ConfigError("generate_step_rows: must be >= max_beam")
         if self.instances < 1:
             raise ConfigError("instances: must be >= 1")
         if self.intra_op_threads < 0 or self.decode_workers < 0:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from encoder_service.config import EncoderConfig
 from encoder_service.metrics import EncoderMetrics
 from encoder_service.models import LoadedModel, ModelRegistry
+from vitrine.captioning import BeamState, DecodeOptions, detokenize, read_attributes
 from vitrine.rerank_pairs import Candidate, build_pairs, combine
 from vitrine.serving.errors import InvalidArgument
 
@@ -36,6 +37,21 @@ class Reranked:
     version: int
     scores: np.ndarray  # float32 [candidates]: blended with the retrieval scores
     match_scores: np.ndarray  # float32 [candidates]: the match features alone
+
+
+@dataclass
+class Described:
+    title: str
+    attributes: list[tuple[str, str, float]]  # (name, value, confidence), in the model's order
+    mean_log_prob: float
+    tokens: int
+
+
+@dataclass
+class Generated:
+    model: str
+    version: int
+    captions: list[Described]
 
 
 class Encoder:
@@ -165,6 +181,48 @@ class Encoder:
         score, match = await model.batcher.submit(pairs, pairs.n, deadline)
         scores, matches = combine(pairs, score, match)
         return Reranked(model.name, model.number, scores, matches)
+
+    async def generate(
+        self,
+        name: str,
+        version: int,
+        images: Sequence[bytes],
+        beam: int = 0,
+        max_tokens: int = 0,
+        deadline: float | None = None,
+    ) -> Generated:
+        """Title and attributes for each photo (greedy or beam search, batched across calls)."""
+        model = self._model(name, version, "caption")
+        self._check_batch(model, len(images), "images")
+        defaults = model.caption.decoding
+        limit = int(defaults["max_tokens"])
+        opts = DecodeOptions(
+            beam=beam or int(defaults["beam"]),
+            max_tokens=max_tokens or limit,
+            no_repeat_ngram=int(defaults["no_repeat_ngram"]),
+            length_penalty=float(defaults["length_penalty"]),
+        )
+        opts.validate(self.config.max_beam, limit)
+        t0 = time.perf_counter()
+        pixels = await model.prepare_images(images)
+        self.metrics.preprocess_time.labels(model.name).observe(time.perf_counter() - t0)
+        memory, probs = await model.batcher.submit(pixels, len(images), deadline)
+        layout = model.caption.attributes
+        attrs = [read_attributes(row, layout) for row in probs]
+        states = [BeamState(i, opts, model.consistency.banned(a)) for i, a in enumerate(attrs)]
+        best = await model.steps.decode(memory, states, deadline)
+        captions = []
+        for h, a in zip(best, attrs, strict=True):
+            n = len(h.tokens) + (1 if h.done else 0)
+            captions.append(
+                Described(
+                    detokenize(h.tokens, model.words),
+                    [(k, v, c) for k, (v, c) in a.values.items()],
+                    h.logprob / max(n, 1),
+                    n,
+                )
+            )
+        return Generated(model.name, model.number, captions)
 
     def model_info(self, name: str = "") -> list[dict]:
         models = self.models.loaded()

@@ -64,6 +64,20 @@ class EncoderMetrics:
             ["model"],
             registry=registry,
         )
+        self.step_rows = Histogram(
+            "vitrine_encoder_decode_step_rows",
+            "Hypotheses per caption decoder-step execution (all requests in flight share it).",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.step_time = Histogram(
+            "vitrine_encoder_decode_step_duration_seconds",
+            "Time of one caption decoder-step execution.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.loaded = Gauge(
             "vitrine_encoder_loaded_versions",
             "Loaded versions per model.",
@@ -78,6 +92,7 @@ class EncoderMetrics:
         executions = self.executions.labels(model)
         queue = self.queue_time.labels(model)
         depth = self.queue_depth.labels(model)
+        step_rows, step_time = self.step_rows.labels(model), self.step_time.labels(model)
 
         def on_batch(n: int, seconds: float) -> None:
             batch.observe(n)
@@ -90,4 +105,5 @@ class EncoderMetrics:
             on_queue_time=queue.observe,
             on_dropped=lambda reason, n: self.dropped.labels(model, reason).inc(n),
             on_queue_depth=depth.set,
+            on_step=lambda rows, seconds: (step_rows.observe(rows), step_time.observe(seconds)),
         )

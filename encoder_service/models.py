@@ -5,7 +5,9 @@ onnxruntime session and its :class:`~encoder_service.batcher.DynamicBatcher`. Pr
 shared definition in :mod:`vitrine.preprocess` (the exporter uses the same functions):
 ``TextTokenizer`` for texts, ``decode_image`` for images. Kinds: text and image towers (an image
 tower may also output the reranker's ``payload``), and rerank models, whose batches are
-(query, candidate) pairs of any number of requests (:mod:`vitrine.rerank_pairs`).
+(query, candidate) pairs of any number of requests (:mod:`vitrine.rerank_pairs`), and caption
+models: their image encoder batches photos like an image tower, their decoder steps run in a
+:class:`~encoder_service.generation.StepLoop` shared by every request in flight.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import numpy as np
 
 from encoder_service.batcher import BatchStats, DynamicBatcher
 from encoder_service.config import EncoderConfig
+from encoder_service.generation import StepLoop
 from encoder_service.runtime import OnnxRunner, choose_providers
-from vitrine.model_repo import ModelRepository, ModelVersion, RerankSpec
+from vitrine.captioning import ConsistencyMask
+from vitrine.model_repo import CaptionSpec, ModelRepository, ModelVersion, RerankSpec
 from vitrine.preprocess import (
     IMAGE_SIZE,
     ImageDecodeError,
@@ -36,6 +40,16 @@ from vitrine.serving.errors import InvalidArgument, NotFound
 log = logging.getLogger("vitrine.encoder.models")
 BUCKET_MIN_BATCH = 16  # text batches at least this large may be split by length...
 BUCKET_MIN_WASTE = 0.3  # ...when at least this fraction of the padded tokens is padding
+
+
+def _vocabulary(version: ModelVersion) -> list[str]:
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(version.tokenizer_path)).get_vocab()
+    words = [""] * len(vocab)
+    for w, i in vocab.items():
+        words[i] = w
+    return words
 
 
 @dataclass
@@ -81,6 +95,20 @@ class LoadedModel:
             outputs += ("match",)
         else:
             self.max_batch = min(config.max_batch_size, self.manifest.max_batch_size or 10**9)
+        self.caption: CaptionSpec | None = None
+        self.decoder: OnnxRunner | None = None
+        self.steps: StepLoop | None = None
+        if self.modality == "caption":
+            self.caption = CaptionSpec.from_dict(self.manifest.caption)
+            outputs += ("attributes",)
+            self.decoder = OnnxRunner(
+                str(version.decoder_path),
+                choose_providers(config.providers, config.device_id),
+                config.threads,
+                output="logprobs",
+            )
+            self.words = _vocabulary(version)
+            self.consistency = ConsistencyMask(self.words, self.caption.attributes["classes"])
         self.payload_width = 0
         if self.modality == "image" and "payload" in self.manifest.outputs:
             self.payload_width = int(self.manifest.outputs["payload"]["shape"][-1])
@@ -123,8 +151,22 @@ class LoadedModel:
             stats=stats,
         )
         self.batcher.start()
+        if self.decoder is not None:
+            self.steps = StepLoop(
+                f"{self.name}/{self.number}",
+                lambda memory, tokens, lengths: self.decoder.run(
+                    {"memory": memory, "tokens": tokens, "lengths": lengths}
+                ),
+                self._exec_pool,
+                max_rows=self.config.generate_step_rows,
+                max_photos=self.config.max_generate_photos,
+                on_step=stats.on_step,
+            )
+            self.steps.start()
 
     async def close(self) -> None:
+        if self.steps is not None:
+            await self.steps.close()
         if self.batcher is not None:
             await self.batcher.close(drain=True)
         self._exec_pool.shutdown(wait=True)
@@ -212,7 +254,7 @@ class LoadedModel:
             "preprocessing": pre,
             "tokenizer": str(tok.get("name", tok.get("file", ""))) if tok else "",
             "max_sequence_length": self.tokenizer.max_length if self.tokenizer else 0,
-            "image_size": self.image_size if self.modality == "image" else 0,
+            "image_size": self.image_size if self.modality in ("image", "caption") else 0,
             "providers": self.runner.providers,
             "outputs": sorted(self.manifest.outputs),
             "rerank": None
@@ -223,6 +265,14 @@ class LoadedModel:
                 "payload_width": int(self.rerank.payload["width"]),
                 "payload_bytes": self.rerank.payload_bytes,
                 "candidates": self.rerank.candidates,
+            },
+            "caption": None
+            if self.caption is None
+            else {
+                "attributes": list(self.caption.attributes["spans"]),
+                "beam": int(self.caption.decoding["beam"]),
+                "max_tokens": int(self.caption.decoding["max_tokens"]),
+                "vocab_size": self.caption.vocab_size,
             },
         }
 

@@ -17,6 +17,7 @@ _MODALITY = {
     "text": encoder_pb2.MODALITY_TEXT,
     "image": encoder_pb2.MODALITY_IMAGE,
     "rerank": encoder_pb2.MODALITY_RERANK,
+    "caption": encoder_pb2.MODALITY_CAPTION,
 }
 
 
@@ -39,6 +40,7 @@ def model_info_pb(info: dict) -> encoder_pb2.ModelInfo:
         latest=info["latest"],
         outputs=info["outputs"],
         rerank=encoder_pb2.RerankInfo(**info["rerank"]) if info["rerank"] else None,
+        caption=encoder_pb2.CaptionInfo(**info["caption"]) if info.get("caption") else None,
     )
 
 
@@ -93,6 +95,33 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             version=out.version,
             scores=out.scores.tolist(),
             match_scores=out.match_scores.tolist(),
+        )
+
+    @rpc
+    async def Generate(self, request, context):
+        out = await self.encoder.generate(
+            request.model,
+            request.version,
+            request.images,
+            request.beam,
+            request.max_tokens,
+            _deadline(context),
+        )
+        return encoder_pb2.GenerateResponse(
+            model=out.model,
+            version=out.version,
+            captions=[
+                encoder_pb2.Caption(
+                    title=c.title,
+                    attributes=[
+                        encoder_pb2.PredictedAttribute(name=n, value=v, confidence=conf)
+                        for n, v, conf in c.attributes
+                    ],
+                    mean_log_prob=c.mean_log_prob,
+                    tokens=c.tokens,
+                )
+                for c in out.captions
+            ],
         )
 
     @rpc

@@ -79,9 +79,10 @@ def check_parity(
     path: Path,
     feeds: dict[str, np.ndarray],
     names: tuple[str, ...] = ("embedding",),
+    atol: float = PARITY_ATOL,
 ) -> dict[str, float]:
     """Max abs difference per output between PyTorch and onnxruntime on ``feeds``; raises past
-    the tolerance (``PARITY_ATOL``; float16 outputs: one float16 step of the value)."""
+    the tolerance (``atol``; float16 outputs: one float16 step of the value)."""
     with torch.no_grad():
         ref = module(*(torch.from_numpy(v) for v in feeds.values()))
     refs = ref if isinstance(ref, tuple) else (ref,)
@@ -90,10 +91,10 @@ def check_parity(
         r = r.numpy()
         err = np.abs(r.astype(np.float64) - got.astype(np.float64))
         if r.dtype == np.float16:
-            bound = np.maximum(PARITY_ATOL, FLOAT16_RTOL * np.abs(r.astype(np.float64)))
+            bound = np.maximum(atol, FLOAT16_RTOL * np.abs(r.astype(np.float64)))
             ok = bool((err <= bound).all())
         else:
-            ok = bool(err.max() <= PARITY_ATOL) if err.size else True
+            ok = bool(err.max() <= atol) if err.size else True
         diff = float(err.max()) if err.size else 0.0
         if not np.isfinite(diff) or not ok:
             raise ExportParityError(f"{path}: output {name}: max abs diff {diff:.3g}")

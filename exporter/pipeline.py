@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from exporter import backbones
+from exporter.caption.pipeline import export_caption_checkpoint, train_caption_checkpoint
+from exporter.caption.train import CaptionConfig
 from exporter.features import DEFAULT_CACHE, extract_features
 from exporter.onnx_export import publish_pair
 from exporter.rerank import export as rerank_export
@@ -23,11 +25,10 @@ from exporter.split import Split, default_sizes, split_products
 from exporter.towers import TowerSpec, TrainableTowers, build_towers
 from exporter.train import TrainConfig, probe_config, train_towers
 from vitrine.catalog import Catalog, load_catalog
-from vitrine.model_repo import ModelRepository, ModelVersion
+from vitrine.model_repo import CHECKPOINTS, ModelRepository, ModelVersion
 from vitrine.preprocess import load_image_file
 
 log = logging.getLogger(__name__)
-CHECKPOINTS = ".checkpoints"
 PAIRS = {"vitrine": ("vitrine-text", "vitrine-image"), "probe": ("probe-text", "probe-image")}
 
 
@@ -42,6 +43,7 @@ class Trained:
     image: ModelVersion
     val_metrics: dict
     rerank: ModelVersion | None = None
+    caption: ModelVersion | None = None
 
 
 def save_checkpoint(path: Path, model: TrainableTowers, cfg: TrainConfig, training: dict) -> Path:
@@ -160,8 +162,10 @@ def run_training(
     cache_dir: Path | None = DEFAULT_CACHE,
     quiet: bool = False,
     rerank: RerankConfig | None = None,
+    caption: CaptionConfig | None = None,
 ) -> list[Trained]:
-    """Train the towers (+ probe) and, with ``rerank``, the reranker; export them all."""
+    """Train the towers (+ probe), with ``rerank`` the reranker and with ``caption`` the
+    captioner; export them all (one version number for the main towers and their models)."""
     d_test, d_val = default_sizes(len(catalog.products))
     split_info = {
         "seed": split_seed,
@@ -202,6 +206,10 @@ def run_training(
             rerank_ckpt = train_rerank_checkpoint(
                 catalog, models, res.model, spec, split, training["split"], rerank, cache_dir, quiet
             )
+        if prefix == "vitrine" and caption is not None:
+            caption_ckpt = train_caption_checkpoint(
+                catalog, models, split, training["split"], caption, cache_dir, quiet
+            )
     out: list[Trained] = []
     for prefix, ckpt, val_metrics in checkpoints:
         with_rerank = rerank is not None and prefix == "vitrine"
@@ -212,8 +220,11 @@ def run_training(
             catalog,
             rerank_checkpoint=rerank_ckpt if with_rerank else None,
         )
-        log.info("published", extra={"models": [m.manifest.name for m in (t, i, r) if m]})
-        out.append(Trained(prefix, ckpt, t, i, val_metrics, r))
+        c = None
+        if caption is not None and prefix == "vitrine":
+            c = export_caption_checkpoint(caption_ckpt, Path(models), catalog, t.manifest.version)
+        log.info("published", extra={"models": [m.manifest.name for m in (t, i, r, c) if m]})
+        out.append(Trained(prefix, ckpt, t, i, val_metrics, r, c))
     return out
 
 

@@ -39,6 +39,7 @@ def _search_request(
     include_attributes,
     rerank=None,
     rerank_candidates=0,
+    describe_query=False,
 ):
     return gateway_pb2.SearchRequest(
         text=text,
@@ -51,6 +52,7 @@ def _search_request(
         include_attributes=include_attributes,
         rerank=_RERANK_MODES[rerank],
         rerank_candidates=rerank_candidates,
+        describe_query=describe_query,
     )
 
 
@@ -71,6 +73,7 @@ class SearchClient(SyncClientBase):
         timeout: float | None = None,
         rerank: bool | None = None,
         rerank_candidates: int = 0,
+        describe_query: bool = False,
     ) -> gateway_pb2.SearchResponse:
         """``rerank``: None = the server default, True/False = on/off."""
         req = _search_request(
@@ -85,21 +88,31 @@ class SearchClient(SyncClientBase):
             include_attributes,
             rerank,
             rerank_candidates,
+            describe_query,
         )
         return self._call("Search", req, timeout)
 
     def upsert(
-        self, products: Sequence[gateway_pb2.Product], timeout=None
+        self, products: Sequence[gateway_pb2.Product], timeout=None, fill_missing: bool = False
     ) -> list[gateway_pb2.ItemStatus]:
-        req = gateway_pb2.UpsertProductsRequest(products=list(products))
+        req = gateway_pb2.UpsertProductsRequest(products=list(products), fill_missing=fill_missing)
         return list(self._call("UpsertProducts", req, timeout).statuses)
 
-    def ingest(self, batches: Iterable[Sequence[gateway_pb2.Product]], timeout=None):
+    def ingest(
+        self,
+        batches: Iterable[Sequence[gateway_pb2.Product]],
+        timeout=None,
+        fill_missing: bool = False,
+    ):
         def requests() -> Iterator[gateway_pb2.IngestProductsRequest]:
             for b in batches:
-                yield gateway_pb2.IngestProductsRequest(products=list(b))
+                yield gateway_pb2.IngestProductsRequest(products=list(b), fill_missing=fill_missing)
 
         return self._call("IngestProducts", requests(), timeout)
+
+    def describe(self, image: bytes, beam: int = 0, timeout=None) -> gateway_pb2.Description:
+        req = gateway_pb2.DescribeRequest(image=image, beam=beam)
+        return self._call("Describe", req, timeout).description
 
     def delete(self, ids: Sequence[str]) -> list[gateway_pb2.ItemStatus]:
         return list(
@@ -124,6 +137,7 @@ class AsyncSearchClient(AsyncClientBase):
         timeout: float | None = None,
         rerank: bool | None = None,
         rerank_candidates: int = 0,
+        describe_query: bool = False,
     ) -> gateway_pb2.SearchResponse:
         """``rerank``: None = the server default, True/False = on/off."""
         req = _search_request(
@@ -138,12 +152,19 @@ class AsyncSearchClient(AsyncClientBase):
             include_attributes,
             rerank,
             rerank_candidates,
+            describe_query,
         )
         return await self._call("Search", req, timeout)
 
-    async def upsert(self, products: Sequence[gateway_pb2.Product], timeout=None):
-        req = gateway_pb2.UpsertProductsRequest(products=list(products))
+    async def upsert(
+        self, products: Sequence[gateway_pb2.Product], timeout=None, fill_missing: bool = False
+    ):
+        req = gateway_pb2.UpsertProductsRequest(products=list(products), fill_missing=fill_missing)
         return list((await self._call("UpsertProducts", req, timeout)).statuses)
+
+    async def describe(self, image: bytes, beam: int = 0, timeout=None) -> gateway_pb2.Description:
+        req = gateway_pb2.DescribeRequest(image=image, beam=beam)
+        return (await self._call("Describe", req, timeout)).description
 
     async def delete(self, ids: Sequence[str]):
         req = gateway_pb2.DeleteProductsRequest(ids=list(ids))

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from vitrine.serving.config import ConfigError, ServerConfig
 
 KNOWN_STAGES = ("encode", "search", "rerank", "generate")
-AVAILABLE_STAGES = ("encode", "search", "rerank")  # generate arrives with its model
 
 
 @dataclass
@@ -19,7 +18,7 @@ class GatewayConfig(ServerConfig):
     collection: str = "products"
     text_model: str = "vitrine-text"
     image_model: str = "vitrine-image"
-    stages: list[str] = field(default_factory=lambda: list(AVAILABLE_STAGES))  # in order
+    stages: list[str] = field(default_factory=lambda: list(KNOWN_STAGES))  # in order
     default_k: int = 10
     max_k: int = 1000
     text_weight: float = 0.5  # composite queries: default weights of the text and image parts
@@ -40,17 +39,15 @@ class GatewayConfig(ServerConfig):
     rerank_margin_ms: float = 3.0  # time kept for after the rerank stage (answer, transport)
     rerank_initial_cost_ms: float = 0.3  # per-candidate cost assumed until one is measured
     rerank_refresh_s: float = 30.0  # how long the answer "is a reranker loaded?" is reused
+    # Generation (Describe, describe_query in search, fill_missing at ingest).
+    caption_model: str = "vitrine-caption"
+    caption_beam: int = 0  # 0: the model's default
 
     def validate(self) -> None:
         super().validate()
         unknown = [s for s in self.stages if s not in KNOWN_STAGES]
         if unknown:
             raise ConfigError(f"stages: unknown {unknown} (known: {list(KNOWN_STAGES)})")
-        unavailable = [s for s in self.stages if s not in AVAILABLE_STAGES]
-        if unavailable:
-            raise ConfigError(
-                f"stages: {unavailable} have no model yet; available: {list(AVAILABLE_STAGES)}"
-            )
         if self.stages[:2] != ["encode", "search"]:
             raise ConfigError("stages: must start with encode, search")
         if not self.index_endpoints:
@@ -67,6 +64,8 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("default_timeout_s/ingest_timeout_s must be > 0, retries >= 0")
         if self.ingest_batch < 1 or self.ingest_inflight < 1 or self.num_shards < 1:
             raise ConfigError("ingest_batch/ingest_inflight/num_shards: must be >= 1")
+        if self.caption_beam < 0:
+            raise ConfigError("caption_beam: must be >= 0")
         if not 1 <= self.rerank_candidates <= self.max_rerank_candidates:
             raise ConfigError("rerank_candidates: must be in 1..max_rerank_candidates")
         if self.rerank_margin_ms < 0 or self.rerank_initial_cost_ms <= 0:

@@ -16,6 +16,7 @@ import numpy as np
 
 from encoder_service.client import AsyncEncoderClient
 from gateway.config import GatewayConfig
+from gateway.generate import Description, GenerateStage, Generator
 from gateway.pipeline import SearchContext, Stage, run_pipeline
 from gateway.rerank import RerankPlanner
 from gateway.stages import EncodeStage, RerankStage, SearchStage
@@ -36,6 +37,7 @@ class Page:
     reranked: int = 0
     degraded: list[str] | None = None
     rerank_scores: list[float | None] | None = None  # per hit of this page
+    description: Description | None = None  # the query photo's, with describe_query
 
 
 @dataclass
@@ -70,10 +72,12 @@ class Gateway:
         self.encoder = AsyncEncoderClient(config.encoder, timeout=config.default_timeout_s)
         self.index = IndexFanout(config.index_endpoints, timeout=config.default_timeout_s)
         self.rerank = RerankPlanner(self.encoder, config)
+        self.generator = Generator(self)
         available = {
             "encode": EncodeStage(self),
             "search": SearchStage(self),
             "rerank": RerankStage(self),
+            "generate": GenerateStage(self),
         }
         self.stages: list[Stage] = [available[s] for s in config.stages]
         self.metrics = metrics
@@ -103,6 +107,7 @@ class Gateway:
         timeout: float | None = None,
         rerank: bool | None = None,
         rerank_candidates: int = 0,
+        describe_query: bool = False,
     ) -> Page:
         cfg = self.config
         text = text.strip()
@@ -146,9 +151,14 @@ class Gateway:
             rerank=rerank,
             rerank_candidates=rerank_candidates,
             rerank_fixed=fixed,
+            describe_query=describe_query,
         )
         observe = self.metrics.observe_stage if self.metrics is not None else None
-        await run_pipeline(self.stages, ctx, observe)
+        try:
+            await run_pipeline(self.stages, ctx, observe)
+        finally:
+            if ctx.description_task is not None and not ctx.description_task.done():
+                ctx.description_task.cancel()
         if self.metrics is not None and ctx.reranked:
             self.metrics.reranked.observe(ctx.reranked)
         size = page_size or k
@@ -169,7 +179,12 @@ class Gateway:
             ctx.reranked,
             ctx.degraded,
             scores,
+            ctx.description,
         )
+
+    async def describe(self, image: bytes, beam: int = 0, timeout: float | None = None):
+        """The listing assistant: a suggested title and attributes for a product photo."""
+        return await self.generator.describe(image, beam, timeout or self.config.default_timeout_s)
 
     # -- ingest ----------------------------------------------------------------------------------
     async def ensure_collection(self) -> None:
@@ -193,21 +208,35 @@ class Gateway:
                 log.info("collection created", extra={"collection": self.config.collection})
             self._collection_ready = True
 
-    async def upsert_products(self, products: Sequence[ProductIn]) -> list[ItemResult]:
+    async def upsert_products(
+        self, products: Sequence[ProductIn], fill_missing: bool = False
+    ) -> list[ItemResult]:
         """Embed and index products; one result per product, in order (bad items fail alone).
 
         Products with a photo are indexed by its embedding and, when the image tower has a
-        payload output (the reranker's), store the payload from the same call."""
+        payload output (the reranker's), store the payload from the same call. With
+        ``fill_missing``, products with a photo get a generated title and attributes where
+        theirs are missing (:mod:`gateway.generate`)."""
         await self.ensure_collection()
         await self.rerank.refresh()
+        products = list(products)
+        failed: dict[int, ItemResult] = {}
+        if fill_missing:
+            products, failed = await self._fill_missing(products)
         out = _Embedded(products)
         results = out.results
+        results.update(failed)
         with_image, text_only = [], []
         for i, p in enumerate(products):
+            if i in results:
+                continue
             if not p.id:
                 results[i] = ItemResult(p.id, grpc.StatusCode.INVALID_ARGUMENT, "id: required")
             elif not p.title.strip():
-                results[i] = ItemResult(p.id, grpc.StatusCode.INVALID_ARGUMENT, "title: required")
+                hint = " (or a photo with fill_missing)" if not fill_missing else ""
+                results[i] = ItemResult(
+                    p.id, grpc.StatusCode.INVALID_ARGUMENT, f"title: required{hint}"
+                )
             elif p.image:
                 with_image.append(i)
             else:
@@ -241,6 +270,54 @@ class Gateway:
                 for i in ready:
                     results[i] = ItemResult(products[i].id, exc.code, exc.message)
         return [results[i] for i in range(len(products))]
+
+    async def _fill_missing(
+        self, products: list[ProductIn]
+    ) -> tuple[list[ProductIn], dict[int, ItemResult]]:
+        """Generated titles/attributes for the products that lack them (and have a photo).
+
+        A product without a title fails if generation fails; one that only lacks attributes is
+        indexed as given (the failure is logged and counted as a degraded "generate")."""
+        gen, cfg = self.generator, self.config
+        failed: dict[int, ItemResult] = {}
+        try:
+            infos = await self.encoder.model_info(cfg.caption_model)
+        except VitrineError as exc:  # no caption model: only the title-less products fail
+            self.observe_degraded("generate", exc.code.name)
+            for i, p in enumerate(products):
+                if p.id and p.image and not p.title.strip():
+                    failed[i] = ItemResult(p.id, exc.code, f"fill_missing: {exc.message}")
+            return products, failed
+        info = max(infos, key=lambda m: m.version)
+        predicted = list(info.caption.attributes)
+        rows = [
+            i
+            for i, p in enumerate(products)
+            if p.id and p.image and gen.needs_fill(p.title, p.attributes, predicted)
+        ]
+        batch = min(cfg.ingest_batch, info.max_batch_size or cfg.ingest_batch)
+
+        async def one(part: list[int]) -> None:
+            try:
+                descs = await gen.describe_images(
+                    [products[i].image for i in part], timeout=cfg.ingest_timeout_s
+                )
+            except VitrineError as exc:
+                self.observe_degraded("generate", exc.code.name)
+                if exc.code == grpc.StatusCode.INVALID_ARGUMENT and len(part) > 1:
+                    await asyncio.gather(*(one([i]) for i in part))  # isolate the bad photo
+                    return
+                for i in part:
+                    if not products[i].title.strip():
+                        failed[i] = ItemResult(products[i].id, exc.code, f"generate: {exc.message}")
+                return
+            for i, d in zip(part, descs, strict=True):
+                p = products[i]
+                title, attrs = gen.fill(p.title, p.attributes, d)
+                products[i] = ProductIn(p.id, title, attrs, p.image)
+
+        await asyncio.gather(*(one(rows[s : s + batch]) for s in range(0, len(rows), batch)))
+        return products, failed
 
     async def _embed_images(self, rows: list[int], out: _Embedded, payloads: bool) -> None:
         products = out.products

@@ -8,9 +8,10 @@ took, and which ones could not run and were skipped (``degraded``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,6 +37,9 @@ class SearchContext:
     reranked: int = 0  # candidates it did reorder
     hits: list[SearchHit] = field(default_factory=list)
     rerank_scores: list[float | None] | None = None  # per hit (None: not reranked)
+    describe_query: bool = False  # describe the query photo (the generate stage)
+    description_task: asyncio.Task | None = None  # started by the encode stage
+    description: Any = None  # gateway.generate.Description, once the generate stage has it
     partial: bool = False
     degraded: list[str] = field(default_factory=list)
     stages_run: list[str] = field(default_factory=list)

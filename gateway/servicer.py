@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.core import Gateway, ItemResult, ProductIn
+from gateway.generate import Description
 from gateway.metrics import GatewayMetrics
 from index_service.attributes import attrs_from_pb, attrs_to_pb
 from vitrine.serving.errors import InvalidArgument
@@ -35,6 +36,16 @@ def _rerank_mode(mode: int) -> bool | None:
     return _RERANK[mode]
 
 
+def _description_pb(d: Description) -> gateway_pb2.Description:
+    return gateway_pb2.Description(
+        title=d.title,
+        attributes=[
+            gateway_pb2.AttributeGuess(name=n, value=v, confidence=c) for n, v, c in d.attributes
+        ],
+        model=d.model,
+    )
+
+
 def _status(r: ItemResult) -> gateway_pb2.ItemStatus:
     return gateway_pb2.ItemStatus(id=r.id, code=r.code.value[0], message=r.message)
 
@@ -59,6 +70,7 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             timeout=context.time_remaining(),
             rerank=_rerank_mode(request.rerank),
             rerank_candidates=request.rerank_candidates,
+            describe_query=request.describe_query,
         )
         if page.partial:
             self.gw_metrics.partial.inc()
@@ -80,7 +92,13 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             timings=[gateway_pb2.StageTiming(stage=s, seconds=t) for s, t in page.timings],
             reranked=page.reranked,
             degraded_stages=page.degraded or [],
+            query_description=_description_pb(page.description) if page.description else None,
         )
+
+    @rpc
+    async def Describe(self, request, context):
+        d = await self.gateway.describe(request.image, request.beam, context.time_remaining())
+        return gateway_pb2.DescribeResponse(description=_description_pb(d))
 
     def _count(self, results: list[ItemResult]) -> None:
         for r in results:
@@ -88,7 +106,9 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
 
     @rpc
     async def UpsertProducts(self, request, context):
-        results = await self.gateway.upsert_products(_products(request.products))
+        results = await self.gateway.upsert_products(
+            _products(request.products), request.fill_missing
+        )
         self._count(results)
         return gateway_pb2.UpsertProductsResponse(statuses=[_status(r) for r in results])
 
@@ -100,9 +120,9 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
         tasks: list[asyncio.Task] = []
         received = 0
 
-        async def one(products):
+        async def one(products, fill):
             try:
-                return await self.gateway.upsert_products(products)
+                return await self.gateway.upsert_products(products, fill)
             finally:
                 sem.release()
 
@@ -110,7 +130,7 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             products = _products(req.products, received)
             received += len(products)
             await sem.acquire()
-            tasks.append(asyncio.create_task(one(products)))
+            tasks.append(asyncio.create_task(one(products, req.fill_missing)))
         results = [r for batch in await asyncio.gather(*tasks) for r in batch]
         self._count(results)
         failures = [_status(r) for r in results if r.code.value[0] != 0]

@@ -1,4 +1,5 @@
-"""The search stages: encode → search → rerank (see :mod:`gateway.pipeline`)."""
+"""The search stages: encode → search → rerank (see :mod:`gateway.pipeline`); the generate
+stage is in :mod:`gateway.generate`."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class EncodeStage:
 
     async def run(self, ctx: SearchContext) -> None:
         cfg, enc = self.gw.config, self.gw.encoder
+        self.gw.generator.start_query_description(ctx)  # runs beside encode → search → rerank
         if ctx.rerank is not False and ctx.rerank_fixed != 0:
             await self.gw.rerank.refresh()
         parts = []

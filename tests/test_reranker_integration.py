@@ -1,4 +1,5 @@
-"""Integration: the real reranker trained briefly on the demo catalog, exported, served, evaluated."""
+"""Integration: the real reranker and captioner trained briefly on the demo catalog, exported,
+served, evaluated."""
 
 import json
 
@@ -12,7 +13,7 @@ from encoder_service.config import EncoderConfig
 from encoder_service.server import EncoderServer
 from exporter.onnx_export import check_parity
 from exporter.pipeline import RERANK_CHECKPOINT, load_checkpoint
-from exporter.rerank.export import INPUTS, OUTPUTS
+from exporter.rerank.export import INPUTS, OUTPUTS, RERANK_PARITY_ATOL
 from exporter.rerank.export import load_checkpoint as load_rerank
 from exporter.towers import build_towers
 from tests.support.servers import ServerThread
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def rerank_repo(tmp_path_factory, demo_catalog, feature_cache_dir):
+    from exporter.caption.train import CaptionConfig
     from exporter.pipeline import run_training
     from exporter.rerank.train import RerankConfig
     from exporter.train import TrainConfig
@@ -39,6 +41,7 @@ def rerank_repo(tmp_path_factory, demo_catalog, feature_cache_dir):
         cache_dir=feature_cache_dir,
         quiet=True,
         rerank=RerankConfig(max_steps=40, candidates=20),
+        caption=CaptionConfig(max_steps=30),
     )
     return models, trained[0]
 
@@ -53,13 +56,18 @@ def _torch_models(models, trained):
 def test_train_publishes_towers_with_payload_and_the_reranker(rerank_repo):
     models, trained = rerank_repo
     repo = ModelRepository(models)
-    assert repo.model_names() == ["vitrine-image", "vitrine-rerank", "vitrine-text"]
+    assert repo.model_names() == [
+        "vitrine-caption",
+        "vitrine-image",
+        "vitrine-rerank",
+        "vitrine-text",
+    ]
     image, rerank = repo.load("vitrine-image"), repo.load("vitrine-rerank")
     layout = image.manifest.outputs["payload"]["layout"]
     assert rerank.manifest.rerank["image_model"] == "vitrine-image/1"
     assert rerank.manifest.rerank["payload"] == layout
     assert 0 < layout["bytes"] <= 8192  # the payload budget
-    assert rerank.manifest.metrics["export_parity_max_abs_diff"] <= 1e-4
+    assert rerank.manifest.metrics["export_parity_max_abs_diff"] <= RERANK_PARITY_ATOL
     assert set(rerank.manifest.rerank["weights"]) == {"text_query", "photo_query"}
     assert trained.rerank.manifest.version == 1
 
@@ -93,8 +101,8 @@ def test_onnx_parity_of_reranker_and_payload_on_unseen_inputs(rerank_repo, demo_
             "direction": (np.arange(n) % 2).astype(np.int64),
         }
         assert list(feeds) == list(INPUTS)
-        diffs = check_parity(rerank.model, rv.onnx_path, feeds, OUTPUTS)
-        assert max(diffs.values()) <= 1e-4
+        diffs = check_parity(rerank.model, rv.onnx_path, feeds, OUTPUTS, RERANK_PARITY_ATOL)
+        assert max(diffs.values()) <= RERANK_PARITY_ATOL
 
 
 def test_encoder_serves_the_reranker_like_pytorch(rerank_repo, demo_catalog):
@@ -173,3 +181,34 @@ def test_train_reranker_command_publishes_a_new_version(rerank_repo, tmp_path, d
     assert "vitrine-rerank/2" in result.output
     repo = ModelRepository(copy)
     assert repo.load("vitrine-rerank").manifest.rerank["image_model"] == "vitrine-image/2"
+
+
+def test_the_captioner_is_published_served_and_evaluated(rerank_repo, demo_catalog):
+    from exporter.evaluate_caption import OnnxCaptioner
+    from vitrine.captioning import DecodeOptions
+
+    models, trained = rerank_repo
+    cap = ModelRepository(models).load("vitrine-caption")
+    assert trained.caption.manifest.version == cap.manifest.version == 1  # with the towers
+    assert cap.manifest.metrics["export_parity_max_abs_diff"] <= 1e-4  # real EfficientNet trunk
+    products = demo_catalog.products[100:106]
+    local = OnnxCaptioner(cap)
+    memory, probs = local.encode(np.stack([load_image_file(p.image_path) for p in products]))
+    want = local.describe(
+        memory, probs, DecodeOptions(max_tokens=cap.manifest.caption["decoding"]["max_tokens"])
+    )
+    cfg = EncoderConfig(models_dir=str(models), port=0, metrics_port=-1, log_format="text")
+    with ServerThread(EncoderServer(cfg)) as s, EncoderClient(s.target) as enc:
+        got = enc.generate("vitrine-caption", [p.image_path.read_bytes() for p in products])
+    assert [c.title for c in got.captions] == [t for t, _ in want]
+    result = CliRunner().invoke(
+        app, ["eval-captions", "--models", str(models), "--json", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["pool_size"] == 90
+    assert set(report["titles"]) == {"captioner", "attribute_template", "nearest_neighbour"}
+    for row in report["titles"].values():
+        assert 0.0 <= row["BLEU-4"] <= 1.0 and row["CIDEr-D"] >= 0.0
+        assert set(row["attribute_words"]) == {"gender", "baseColour", "articleType"}
+    assert set(report["head_accuracy"]) >= {"gender", "articleType", "baseColour"}

@@ -7,8 +7,9 @@ Layout (Triton-like)::
     <repo>/<model>/<version>/tokenizer.json      (models that read text)
 
 Model kinds (``modality``): ``text`` and ``image`` towers (one L2-normalised ``embedding``
-output), and ``rerank`` (an image-text matching model scoring query/candidate pairs; see
-:class:`RerankSpec`).
+output), ``rerank`` (an image-text matching model scoring query/candidate pairs; see
+:class:`RerankSpec`) and ``caption`` (photo → attributes + title: an image-encoder graph in
+``model.onnx`` and a decoder-step graph beside it; see :class:`CaptionSpec`).
 
 ``version`` is a positive integer directory name. A version directory counts as published only
 once its ``manifest.json`` exists; the exporter writes the ONNX file and assets first and the
@@ -28,8 +29,9 @@ from typing import Any
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+CHECKPOINTS = ".checkpoints"  # training checkpoints inside a repository (not served)
 FORMAT_VERSION = 2
-MODALITIES = ("text", "image", "rerank")
+MODALITIES = ("text", "image", "rerank", "caption")
 EMBEDDING_MODALITIES = ("text", "image")
 
 
@@ -54,6 +56,7 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)  # evaluation results at export time
     pair: str | None = None  # the tower trained jointly with this one (same embedding space)
     rerank: dict[str, Any] | None = None  # rerank models: see RerankSpec
+    caption: dict[str, Any] | None = None  # caption models: see CaptionSpec
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> None:
@@ -67,8 +70,12 @@ class Manifest:
             raise ValueError("embedding_dim must be positive")
         if self.modality in ("text", "rerank") and not self.tokenizer:
             raise ValueError(f"a {self.modality} model needs a tokenizer entry")
-        if self.modality == "image" and not self.preprocessing:
-            raise ValueError("an image model needs a preprocessing entry")
+        if self.modality in ("image", "caption") and not self.preprocessing:
+            raise ValueError(f"a {self.modality} model needs a preprocessing entry")
+        if self.modality == "caption":
+            if not self.caption or not self.tokenizer:
+                raise ValueError("a caption model needs caption and tokenizer entries")
+            CaptionSpec.from_dict(self.caption)
         if self.modality == "rerank":
             if not self.rerank:
                 raise ValueError("a rerank model needs a rerank entry")
@@ -123,6 +130,32 @@ class RerankSpec:
         return 2 * int(self.payload["width"])  # float16
 
 
+@dataclass
+class CaptionSpec:
+    """A caption model's ``caption`` manifest entry."""
+
+    decoder: str  # file of the decoder-step graph, beside model.onnx
+    memory: dict[str, int]  # {"tokens": M, "dim": d}: the image encoder's ``memory`` output
+    attributes: dict[str, Any]  # {"spans": {name: [start, end]}, "classes": {name: [values]}}
+    decoding: dict[str, Any]  # defaults: beam, max_tokens, no_repeat_ngram, length_penalty
+    vocab_size: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaptionSpec:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"caption: unknown fields {sorted(unknown)}")
+        spec = cls(**data)
+        if "/" in spec.decoder or not spec.decoder.endswith(".onnx"):
+            raise ValueError(f"caption.decoder: {spec.decoder!r} is not a file name ending .onnx")
+        if spec.vocab_size < 5 or int(spec.memory.get("dim", 0)) < 1:
+            raise ValueError("caption: vocab_size and memory.dim must be positive")
+        for name, (start, end) in spec.attributes.get("spans", {}).items():
+            if end - start != len(spec.attributes["classes"][name]):
+                raise ValueError(f"caption.attributes: span of {name} does not match its classes")
+        return spec
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     manifest: Manifest
@@ -131,6 +164,13 @@ class ModelVersion:
     @property
     def onnx_path(self) -> Path:
         return self.path / MODEL_FILE
+
+    @property
+    def decoder_path(self) -> Path | None:
+        """A caption model's decoder-step graph."""
+        if not self.manifest.caption:
+            return None
+        return self.path / self.manifest.caption["decoder"]
 
     @property
     def tokenizer_path(self) -> Path | None:

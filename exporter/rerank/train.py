@@ -4,7 +4,8 @@
 2. Image heads (attributes + tagger) on the training photos' cached trunk outputs.
 3. Text heads on query-like texts made from the training products (titles, attribute phrases,
    with and without brand/colour/gender).
-4. The memory: lexical vectors of the training titles and visual descriptors of their photos.
+4. The memory: one entry per distinct training title (its lexical vector, the mean visual
+   descriptor of its photos).
 5. The combination weights, per direction, fitted on the **validation** split: for each
    validation title (and photo) the trained towers' top ``candidates`` form a list, and a
    listwise softmax loss puts the right product (or its same-title twins) first. Fitting these
@@ -297,6 +298,26 @@ def list_metrics(model: RerankModel, lists: dict[str, PairLists]) -> dict:
     return out
 
 
+def catalog_memory(
+    text_heads: TextHeads, heads: ImageHeads, title_batch, mid: np.ndarray, titles, rows
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kNN memory: one entry per distinct (normalised) training title — its lexical vector
+    and the normalised mean visual descriptor of its photos. Same-title twins share one entry,
+    so they neither crowd the k nearest nor leave exact ties for top-k to break arbitrarily."""
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(titles):
+        groups.setdefault(normalize_title(t), []).append(i)
+    first = np.asarray([g[0] for g in groups.values()])
+    rows = np.asarray(rows)
+    lex = text_heads.lexical(
+        torch.from_numpy(title_batch.input_ids[rows[first]]),
+        torch.from_numpy(title_batch.attention_mask[rows[first]]),
+    )
+    vis = heads.visual(torch.from_numpy(mid[rows]))
+    vis = torch.stack([vis[g].mean(0) for g in groups.values()])
+    return lex, F.normalize(vis, dim=-1)
+
+
 def train_reranker(
     catalog: Catalog,
     feats: FeatureCache,
@@ -360,10 +381,9 @@ def train_reranker(
         )
         # -- memory and weights ----------------------------------------------------------------
         with torch.no_grad():
-            ids_t = torch.from_numpy(title_batch.input_ids[tr])
-            mask_t = torch.from_numpy(title_batch.attention_mask[tr])
-            memory_lex = text_heads.lexical(ids_t, mask_t)
-            memory_vis = heads.visual(torch.from_numpy(mid_all[tr]))
+            memory_lex, memory_vis = catalog_memory(
+                text_heads, heads, title_batch, mid_all, [products[r].title for r in tr], tr
+            )
             payloads = heads(torch.from_numpy(x_all), torch.from_numpy(mid_all)).numpy()
         payloads = payloads.astype(np.float16)  # what the index stores
         model = RerankModel(

@@ -4,7 +4,12 @@ This is the top layer: it imports the services; nothing below imports it. ``app`
 root (:mod:`vitrine.cli.app`); each ``*_cmd`` module registers its commands on it.
 """
 
-from vitrine.cli import models_cmd, serve_cmd, shop_cmd  # noqa: F401  (register the commands)
+from vitrine.cli import (  # noqa: F401  (register the commands)
+    caption_cmd,
+    models_cmd,
+    serve_cmd,
+    shop_cmd,
+)
 from vitrine.cli.app import app
 
 __all__ = ["app"]

@@ -12,7 +12,10 @@ from vitrine.logs import configure_logging
 
 app = typer.Typer(
     name="vitrine",
-    help="Vitrine: multimodal product search. Train and export the towers, evaluate them, demo.",
+    help=(
+        "Vitrine: multimodal product search. Train, evaluate and export the models; run the "
+        "services; ingest, search and describe products."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

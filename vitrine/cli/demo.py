@@ -1,10 +1,11 @@
 """``make demo``: train the models (if needed), evaluate them, then run the whole system.
 
-The towers and the reranker are trained on the catalog and evaluated (retrieval, then top-50
-reranked). The services start as local processes (encoder, two index processes, gateway), the
-catalog is ingested through the gateway, and text, photo, composite and filtered queries are
-answered by the running services — text and photo queries with rerank off and on, side by side —
-before everything shuts down.
+The towers, the reranker and the captioner are trained on the catalog and evaluated (retrieval,
+then top-50 reranked; titles against the nearest-neighbour and template baselines). The services
+start as local processes (encoder, two index processes, gateway), the catalog is ingested through
+the gateway, and text, photo, composite and filtered queries are answered by the running services
+(text and photo queries with rerank off and on, side by side); the captioner describes two
+photos, and everything shuts down.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vitrine.catalog import load_catalog
-from vitrine.cli.report import print_eval_report
+from vitrine.cli.report import print_caption_report, print_eval_report
 from vitrine.model_repo import ModelRepository
 
 TEXT_QUERIES = (
@@ -29,7 +30,10 @@ RERANK_CANDIDATES = 50
 def run_demo(
     catalog_dir: Path | None, models: Path, epochs: int = 30, retrain: bool = False
 ) -> None:
+    from exporter.caption.export import CAPTION_NAME
+    from exporter.caption.train import CaptionConfig
     from exporter.evaluate import DEFAULT_PAIR, evaluate
+    from exporter.evaluate_caption import evaluate_captions
     from exporter.pipeline import run_training
     from exporter.rerank.export import RERANK_NAME
     from exporter.rerank.train import RerankConfig
@@ -39,13 +43,18 @@ def run_demo(
     catalog = load_catalog(catalog_dir)
     repo = ModelRepository(models)
     console.rule(f"Vitrine demo — {len(catalog)} products from {catalog.root}")
-    if retrain or not {*DEFAULT_PAIR, RERANK_NAME} <= set(repo.model_names()):
+    if retrain or not {*DEFAULT_PAIR, RERANK_NAME, CAPTION_NAME} <= set(repo.model_names()):
         # Small catalog: smaller batches give the heads enough steps.
         run_training(
-            catalog, models, TrainConfig(epochs=epochs, batch_size=64), rerank=RerankConfig()
+            catalog,
+            models,
+            TrainConfig(epochs=epochs, batch_size=64),
+            rerank=RerankConfig(),
+            caption=CaptionConfig(epochs=60, batch_size=32),
         )
     report = evaluate(models, catalog, "test", rerank=RERANK_CANDIDATES)
     print_eval_report(report, console)
+    print_caption_report(evaluate_captions(models, catalog, "test"), console)
 
     run_services_demo(catalog, models, console)
 
@@ -58,6 +67,7 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
     from vitrine.cli.shop import (
         ingest_catalog,
         parse_filter,
+        print_description,
         print_failures,
         print_search,
         print_side_by_side,
@@ -99,4 +109,10 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
                 client.search(text="casual shoes", k=5, filter=parse_filter(flt)),
                 console,
             )
+            for p in (probe, catalog.products[2 * len(catalog.products) // 3]):
+                print_description(
+                    f"describe: photo of product {p.id} (catalog title {p.title!r})",
+                    client.describe(p.image_path.read_bytes()),
+                    console,
+                )
     console.print("services stopped")

@@ -103,10 +103,15 @@ def train(
     rerank: Annotated[
         bool, typer.Option(help="Also train the reranker (and the image tower's payload).")
     ] = True,
+    caption: Annotated[bool, typer.Option(help="Also train the captioner.")] = True,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Train every default model (text and image towers, CLIP-style; the reranker) and export
-    them to the model repository."""
+    """Train every default model (towers, reranker, captioner) and export them.
+
+    The text and image towers are trained CLIP-style on the catalog, then the reranker on top of
+    them and the captioner; all are published to the model repository with one version number.
+    """
+    from exporter.caption.train import CaptionConfig
     from exporter.pipeline import run_training
     from exporter.rerank.train import RerankConfig
     from exporter.towers import TowerSpec
@@ -139,9 +144,12 @@ def train(
         val_size=val_size,
         quiet=quiet,
         rerank=rerank_cfg,
+        caption=CaptionConfig(max_steps=max_steps) if caption else None,
     ):
         names = [
-            f"{m.manifest.name}/{m.manifest.version}" for m in (r.text, r.image, r.rerank) if m
+            f"{m.manifest.name}/{m.manifest.version}"
+            for m in (r.text, r.image, r.rerank, r.caption)
+            if m
         ]
         typer.echo(
             f"{r.name}: published {', '.join(names)} in {out} "
@@ -260,8 +268,11 @@ def demo(
         bool, typer.Option(help="Train even if the repository already has models.")
     ] = False,
 ) -> None:
-    """Build the default models on the catalog, evaluate them, and show a few queries (rerank off
-    and on) through the local stack."""
+    """Build the default models, evaluate them, and query them through the local stack.
+
+    What `make demo` runs: a few text, photo and composite queries (rerank off and on), and the
+    captioner describing two photos.
+    """
     from vitrine.cli.demo import run_demo
 
     run_demo(catalog, models, epochs=epochs, retrain=retrain)

@@ -47,6 +47,37 @@ def print_eval_report(report: dict, console: Console | None = None) -> None:
         console.print(report["vs_baseline"])
 
 
+def print_caption_report(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    d = report["decoding"]
+    t = Table(
+        title=f"Titles on the {report['split']} pool ({report['pool_size']} photos), "
+        f"{report['model']}, beam {d['beam']}"
+    )
+    words = ("gender", "baseColour", "articleType")
+    for col in ("method", "BLEU-4", "CIDEr-D", *(f"{w} word" for w in words), "brand"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for name, r in report["titles"].items():
+        t.add_row(
+            name,
+            f"{r['BLEU-4']:.3f}",
+            f"{r['CIDEr-D']:.3f}",
+            *(f"{r['attribute_words'][w]:.3f}" for w in words),
+            f"{r['brand']:.3f}",
+        )
+    console.print(t)
+    h = Table(title="Attribute heads: accuracy")
+    for a in report["head_accuracy"]:
+        h.add_column(a, justify="right")
+    h.add_row(*(f"{v:.3f}" if v is not None else "n/a" for v in report["head_accuracy"].values()))
+    console.print(h)
+    console.print({"goals": report["goals"]})
+    for e in report["examples"]:
+        console.print(
+            f"  {e['truth']!r} → {e['generated']!r}  (nearest: {e['nearest_neighbour']!r})"
+        )
+
+
 def print_results(title: str, rows: list[dict], console: Console | None = None) -> None:
     console = console or Console()
     t = Table(title=title)

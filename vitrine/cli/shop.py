@@ -43,7 +43,13 @@ def parse_filter(exprs: list[str]) -> common_pb2.Filter | None:
     return parts[0] if len(parts) == 1 else all_of(*parts)
 
 
-def ingest_catalog(client: SearchClient, catalog: Catalog, batch: int = 32, quiet: bool = False):
+def ingest_catalog(
+    client: SearchClient,
+    catalog: Catalog,
+    batch: int = 32,
+    quiet: bool = False,
+    fill_missing: bool = False,
+):
     """Stream the catalog to the gateway; returns the IngestProductsResponse."""
     products = catalog.products
 
@@ -64,7 +70,7 @@ def ingest_catalog(client: SearchClient, catalog: Catalog, batch: int = 32, quie
                 ]
                 progress.advance(task, len(part))
 
-        return client.ingest(batches(), timeout=3600)
+        return client.ingest(batches(), timeout=3600, fill_missing=fill_missing)
 
 
 def print_failures(resp, console: Console) -> None:
@@ -108,6 +114,18 @@ def print_side_by_side(title: str, before, after, console: Console) -> None:
     console.print(f"[dim]reranked:  {_timings(after)}[/dim]{degraded}")
 
 
+def print_description(title: str, d, console: Console) -> None:
+    """A Description (Describe, or a search's query_description) as a small table."""
+    t = Table(title=f"{title}: [bold]{d.title}[/bold]", show_header=True)
+    t.add_column("attribute")
+    t.add_column("value")
+    t.add_column("confidence", justify="right")
+    for a in d.attributes:
+        t.add_row(a.name, a.value, f"{a.confidence:.2f}")
+    console.print(t)
+    console.print(f"[dim]model {d.model}[/dim]")
+
+
 def print_search(title: str, resp, console: Console) -> None:
     t = Table(title=title + ("  [red](partial)[/red]" if resp.partial else ""))
     for col in ("#", "score", "id", "title", "gender", "colour", "type"):
@@ -128,5 +146,7 @@ def print_search(title: str, resp, console: Console) -> None:
             s("articleType"),
         )
     console.print(t)
+    if resp.HasField("query_description"):
+        console.print(f"looks like: [bold]{resp.query_description.title}[/bold]")
     extra = f", reranked {resp.reranked}" if resp.reranked else ""
     console.print(f"[dim]stages: {_timings(resp)}{extra}[/dim]")

@@ -1,4 +1,4 @@
-"""Shop commands over a running stack: up, ingest, search."""
+"""Shop commands over a running stack: up, ingest, search, describe."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def ingest(
     catalog: CatalogOpt = None,
     gateway: GatewayOpt = "127.0.0.1:50050",
     batch: Annotated[int, typer.Option(min=1, max=1000, help="Products per streamed batch.")] = 32,
+    fill_missing: Annotated[
+        bool,
+        typer.Option(help="Generate missing titles/attributes from the photos (caption model)."),
+    ] = False,
 ) -> None:
     """Stream a catalog (titles, attributes, photos) into the search index through the gateway."""
     from rich.console import Console
@@ -63,7 +67,7 @@ def ingest(
 
     cat = load_catalog(catalog)
     with SearchClient(gateway, timeout=3600) as client:
-        resp = ingest_catalog(client, cat, batch)
+        resp = ingest_catalog(client, cat, batch, fill_missing=fill_missing)
     console = Console()
     console.print(f"received {resp.received}, indexed {resp.succeeded}, failed {resp.failed}")
     print_failures(resp, console)
@@ -93,6 +97,9 @@ def search(
     rerank_candidates: Annotated[
         int, typer.Option(min=0, max=200, help="Candidates to rerank (0 = server default).")
     ] = 0,
+    describe: Annotated[
+        bool, typer.Option(help="Also say what the query photo shows (caption model).")
+    ] = False,
     gateway: GatewayOpt = "127.0.0.1:50050",
 ) -> None:
     """Search products by text, photo or both, with filters; prints a table."""
@@ -115,8 +122,26 @@ def search(
             image_weight=image_weight,
             rerank=rerank,
             rerank_candidates=rerank_candidates,
+            describe_query=describe,
         )
     what = " + ".join(
         x for x in (repr(text) if text else "", f"photo {image.name}" if image else "") if x
     )
     print_search(f"search: {what}", resp, Console())
+
+
+@app.command()
+def describe(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Product photo.")],
+    beam: Annotated[int, typer.Option(min=0, max=8, help="Beam width (0 = model default).")] = 0,
+    gateway: GatewayOpt = "127.0.0.1:50050",
+) -> None:
+    """Suggest a title and attributes for a product photo (the listing assistant)."""
+    from rich.console import Console
+
+    from gateway.client import SearchClient
+    from vitrine.cli.shop import print_description
+
+    with SearchClient(gateway) as client:
+        d = client.describe(image.read_bytes(), beam=beam)
+    print_description(f"describe {image.name}", d, Console())

@@ -14,10 +14,12 @@ class Modality(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODALITY_TEXT: _ClassVar[Modality]
     MODALITY_IMAGE: _ClassVar[Modality]
     MODALITY_RERANK: _ClassVar[Modality]
+    MODALITY_CAPTION: _ClassVar[Modality]
 MODALITY_UNSPECIFIED: Modality
 MODALITY_TEXT: Modality
 MODALITY_IMAGE: Modality
 MODALITY_RERANK: Modality
+MODALITY_CAPTION: Modality
 
 class EmbedTextRequest(_message.Message):
     __slots__ = ("model", "version", "texts")
@@ -68,7 +70,7 @@ class EmbedImagesResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., payloads: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "modality", "dim", "max_batch_size", "preprocessing", "tokenizer", "max_sequence_length", "image_size", "latest", "outputs", "rerank")
+    __slots__ = ("name", "version", "modality", "dim", "max_batch_size", "preprocessing", "tokenizer", "max_sequence_length", "image_size", "latest", "outputs", "rerank", "caption")
     class PreprocessingEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +90,7 @@ class ModelInfo(_message.Message):
     LATEST_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     modality: Modality
@@ -100,7 +103,20 @@ class ModelInfo(_message.Message):
     latest: bool
     outputs: _containers.RepeatedScalarFieldContainer[str]
     rerank: RerankInfo
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., modality: _Optional[_Union[Modality, str]] = ..., dim: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., preprocessing: _Optional[_Mapping[str, str]] = ..., tokenizer: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., image_size: _Optional[int] = ..., latest: _Optional[bool] = ..., outputs: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankInfo, _Mapping]] = ...) -> None: ...
+    caption: CaptionInfo
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., modality: _Optional[_Union[Modality, str]] = ..., dim: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., preprocessing: _Optional[_Mapping[str, str]] = ..., tokenizer: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., image_size: _Optional[int] = ..., latest: _Optional[bool] = ..., outputs: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankInfo, _Mapping]] = ..., caption: _Optional[_Union[CaptionInfo, _Mapping]] = ...) -> None: ...
+
+class CaptionInfo(_message.Message):
+    __slots__ = ("attributes", "beam", "max_tokens", "vocab_size")
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    BEAM_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    attributes: _containers.RepeatedScalarFieldContainer[str]
+    beam: int
+    max_tokens: int
+    vocab_size: int
+    def __init__(self, attributes: _Optional[_Iterable[str]] = ..., beam: _Optional[int] = ..., max_tokens: _Optional[int] = ..., vocab_size: _Optional[int] = ...) -> None: ...
 
 class RerankInfo(_message.Message):
     __slots__ = ("text_model", "image_model", "payload_width", "payload_bytes", "candidates")
@@ -197,3 +213,49 @@ class UnloadModelResponse(_message.Message):
     UNLOADED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     unloaded_versions: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, unloaded_versions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("model", "version", "images", "beam", "max_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    BEAM_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    beam: int
+    max_tokens: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., images: _Optional[_Iterable[bytes]] = ..., beam: _Optional[int] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+
+class PredictedAttribute(_message.Message):
+    __slots__ = ("name", "value", "confidence")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    confidence: float
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class Caption(_message.Message):
+    __slots__ = ("title", "attributes", "mean_log_prob", "tokens")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    MEAN_LOG_PROB_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    attributes: _containers.RepeatedCompositeFieldContainer[PredictedAttribute]
+    mean_log_prob: float
+    tokens: int
+    def __init__(self, title: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[PredictedAttribute, _Mapping]]] = ..., mean_log_prob: _Optional[float] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("model", "version", "captions")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CAPTIONS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    captions: _containers.RepeatedCompositeFieldContainer[Caption]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., captions: _Optional[_Iterable[_Union[Caption, _Mapping]]] = ...) -> None: ...

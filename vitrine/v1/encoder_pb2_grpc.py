@@ -65,6 +65,11 @@ class EncoderServiceStub:
                 request_serializer=vitrine_dot_v1_dot_encoder__pb2.RerankRequest.SerializeToString,
                 response_deserializer=vitrine_dot_v1_dot_encoder__pb2.RerankResponse.FromString,
                 _registered_method=True)
+        self.Generate = channel.unary_unary(
+                '/vitrine.v1.EncoderService/Generate',
+                request_serializer=vitrine_dot_v1_dot_encoder__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=vitrine_dot_v1_dot_encoder__pb2.GenerateResponse.FromString,
+                _registered_method=True)
 
 
 class EncoderServiceServicer:
@@ -113,6 +118,13 @@ class EncoderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Generate(self, request, context):
+        """Describes photos with a caption model: a suggested title and attributes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EncoderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +157,11 @@ def add_EncoderServiceServicer_to_server(servicer, server):
                     servicer.Rerank,
                     request_deserializer=vitrine_dot_v1_dot_encoder__pb2.RerankRequest.FromString,
                     response_serializer=vitrine_dot_v1_dot_encoder__pb2.RerankResponse.SerializeToString,
+            ),
+            'Generate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Generate,
+                    request_deserializer=vitrine_dot_v1_dot_encoder__pb2.GenerateRequest.FromString,
+                    response_serializer=vitrine_dot_v1_dot_encoder__pb2.GenerateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +327,33 @@ class EncoderService:
             '/vitrine.v1.EncoderService/Rerank',
             vitrine_dot_v1_dot_encoder__pb2.RerankRequest.SerializeToString,
             vitrine_dot_v1_dot_encoder__pb2.RerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Generate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vitrine.v1.EncoderService/Generate',
+            vitrine_dot_v1_dot_encoder__pb2.GenerateRequest.SerializeToString,
+            vitrine_dot_v1_dot_encoder__pb2.GenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vitrine.v1 import common_pb2 as vitrine_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vitrine/v1/gateway.proto\x12\nvitrine.v1\x1a\x17vitrine/v1/common.proto\"=\n\x10\x43ompositeWeights\x12\x13\n\x0btext_weight\x18\x01 \x01(\x02\x12\x14\n\x0cimage_weight\x18\x02 \x01(\x02\"\x90\x02\n\rSearchRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12-\n\x07weights\x18\x03 \x01(\x0b\x32\x1c.vitrine.v1.CompositeWeights\x12\"\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x12.vitrine.v1.Filter\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x1a\n\x12include_attributes\x18\x08 \x01(\x08\x12&\n\x06rerank\x18\t \x01(\x0e\x32\x16.vitrine.v1.RerankMode\x12\x19\n\x11rerank_candidates\x18\n \x01(\x05\"\xdc\x01\n\x06Result\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x36\n\nattributes\x18\x03 \x03(\x0b\x32\".vitrine.v1.Result.AttributesEntry\x12\x0f\n\x07\x63\x61ption\x18\x04 \x01(\t\x12\x17\n\x0fretrieval_score\x18\x05 \x01(\x02\x1aM\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.vitrine.v1.AttributeValue:\x02\x38\x01\"-\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\xc8\x01\n\x0eSearchResponse\x12#\n\x07results\x18\x01 \x03(\x0b\x32\x12.vitrine.v1.Result\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0f\n\x07partial\x18\x03 \x01(\x08\x12\x12\n\nstages_run\x18\x04 \x03(\t\x12(\n\x07timings\x18\x05 \x03(\x0b\x32\x17.vitrine.v1.StageTiming\x12\x10\n\x08reranked\x18\x06 \x01(\x05\x12\x17\n\x0f\x64\x65graded_stages\x18\x07 \x03(\t\"\xbb\x01\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x37\n\nattributes\x18\x03 \x03(\x0b\x32#.vitrine.v1.Product.AttributesEntry\x12\r\n\x05image\x18\x04 \x01(\x0c\x1aM\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.vitrine.v1.AttributeValue:\x02\x38\x01\"7\n\nItemStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\">\n\x15UpsertProductsRequest\x12%\n\x08products\x18\x01 \x03(\x0b\x32\x13.vitrine.v1.Product\"B\n\x16UpsertProductsResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x16.vitrine.v1.ItemStatus\">\n\x15IngestProductsRequest\x12%\n\x08products\x18\x01 \x03(\x0b\x32\x13.vitrine.v1.Product\"w\n\x16IngestProductsResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x11\n\tsucceeded\x18\x02 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x03\x12(\n\x08\x66\x61ilures\x18\x04 \x03(\x0b\x32\x16.vitrine.v1.ItemStatus\"$\n\x15\x44\x65leteProductsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"B\n\x16\x44\x65leteProductsResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x16.vitrine.v1.ItemStatus*R\n\nRerankMode\x12\x1b\n\x17RERANK_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eRERANK_MODE_ON\x10\x01\x12\x13\n\x0fRERANK_MODE_OFF\x10\x02\x32\xdd\x02\n\rSearchService\x12?\n\x06Search\x12\x19.vitrine.v1.SearchRequest\x1a\x1a.vitrine.v1.SearchResponse\x12W\n\x0eUpsertProducts\x12!.vitrine.v1.UpsertProductsRequest\x1a\".vitrine.v1.UpsertProductsResponse\x12Y\n\x0eIngestProducts\x12!.vitrine.v1.IngestProductsRequest\x1a\".vitrine.v1.IngestProductsResponse(\x01\x12W\n\x0e\x44\x65leteProducts\x12!.vitrine.v1.DeleteProductsRequest\x1a\".vitrine.v1.DeleteProductsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vitrine/v1/gateway.proto\x12\nvitrine.v1\x1a\x17vitrine/v1/common.proto\"=\n\x10\x43ompositeWeights\x12\x13\n\x0btext_weight\x18\x01 \x01(\x02\x12\x14\n\x0cimage_weight\x18\x02 \x01(\x02\"\xa8\x02\n\rSearchRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12-\n\x07weights\x18\x03 \x01(\x0b\x32\x1c.vitrine.v1.CompositeWeights\x12\"\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x12.vitrine.v1.Filter\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x1a\n\x12include_attributes\x18\x08 \x01(\x08\x12&\n\x06rerank\x18\t \x01(\x0e\x32\x16.vitrine.v1.RerankMode\x12\x19\n\x11rerank_candidates\x18\n \x01(\x05\x12\x16\n\x0e\x64\x65scribe_query\x18\x0b \x01(\x08\"\xdc\x01\n\x06Result\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x36\n\nattributes\x18\x03 \x03(\x0b\x32\".vitrine.v1.Result.AttributesEntry\x12\x0f\n\x07\x63\x61ption\x18\x04 \x01(\t\x12\x17\n\x0fretrieval_score\x18\x05 \x01(\x02\x1aM\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.vitrine.v1.AttributeValue:\x02\x38\x01\"-\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\xfc\x01\n\x0eSearchResponse\x12#\n\x07results\x18\x01 \x03(\x0b\x32\x12.vitrine.v1.Result\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0f\n\x07partial\x18\x03 \x01(\x08\x12\x12\n\nstages_run\x18\x04 \x03(\t\x12(\n\x07timings\x18\x05 \x03(\x0b\x32\x17.vitrine.v1.StageTiming\x12\x10\n\x08reranked\x18\x06 \x01(\x05\x12\x17\n\x0f\x64\x65graded_stages\x18\x07 \x03(\t\x12\x32\n\x11query_description\x18\x08 \x01(\x0b\x32\x17.vitrine.v1.Description\"[\n\x0b\x44\x65scription\x12\r\n\x05title\x18\x01 \x01(\t\x12.\n\nattributes\x18\x02 \x03(\x0b\x32\x1a.vitrine.v1.AttributeGuess\x12\r\n\x05model\x18\x03 \x01(\t\"A\n\x0e\x41ttributeGuess\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\".\n\x0f\x44\x65scribeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62\x65\x61m\x18\x02 \x01(\x05\"@\n\x10\x44\x65scribeResponse\x12,\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x17.vitrine.v1.Description\"\xbb\x01\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x37\n\nattributes\x18\x03 \x03(\x0b\x32#.vitrine.v1.Product.AttributesEntry\x12\r\n\x05image\x18\x04 \x01(\x0c\x1aM\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.vitrine.v1.AttributeValue:\x02\x38\x01\"7\n\nItemStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"T\n\x15UpsertProductsRequest\x12%\n\x08products\x18\x01 \x03(\x0b\x32\x13.vitrine.v1.Product\x12\x14\n\x0c\x66ill_missing\x18\x02 \x01(\x08\"B\n\x16UpsertProductsResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x16.vitrine.v1.ItemStatus\"T\n\x15IngestProductsRequest\x12%\n\x08products\x18\x01 \x03(\x0b\x32\x13.vitrine.v1.Product\x12\x14\n\x0c\x66ill_missing\x18\x02 \x01(\x08\"w\n\x16IngestProductsResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x11\n\tsucceeded\x18\x02 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x03\x12(\n\x08\x66\x61ilures\x18\x04 \x03(\x0b\x32\x16.vitrine.v1.ItemStatus\"$\n\x15\x44\x65leteProductsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"B\n\x16\x44\x65leteProductsResponse\x12(\n\x08statuses\x18\x01 \x03(\x0b\x32\x16.vitrine.v1.ItemStatus*R\n\nRerankMode\x12\x1b\n\x17RERANK_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eRERANK_MODE_ON\x10\x01\x12\x13\n\x0fRERANK_MODE_OFF\x10\x02\x32\xa4\x03\n\rSearchService\x12?\n\x06Search\x12\x19.vitrine.v1.SearchRequest\x1a\x1a.vitrine.v1.SearchResponse\x12W\n\x0eUpsertProducts\x12!.vitrine.v1.UpsertProductsRequest\x1a\".vitrine.v1.UpsertProductsResponse\x12Y\n\x0eIngestProducts\x12!.vitrine.v1.IngestProductsRequest\x1a\".vitrine.v1.IngestProductsResponse(\x01\x12W\n\x0e\x44\x65leteProducts\x12!.vitrine.v1.DeleteProductsRequest\x1a\".vitrine.v1.DeleteProductsResponse\x12\x45\n\x08\x44\x65scribe\x12\x1b.vitrine.v1.DescribeRequest\x1a\x1c.vitrine.v1.DescribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +36,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_PRODUCT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_PRODUCT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_RERANKMODE']._serialized_start=1546
-  _globals['_RERANKMODE']._serialized_end=1628
+  _globals['_RERANKMODE']._serialized_start=1940
+  _globals['_RERANKMODE']._serialized_end=2022
   _globals['_COMPOSITEWEIGHTS']._serialized_start=65
   _globals['_COMPOSITEWEIGHTS']._serialized_end=126
   _globals['_SEARCHREQUEST']._serialized_start=129
-  _globals['_SEARCHREQUEST']._serialized_end=401
-  _globals['_RESULT']._serialized_start=404
-  _globals['_RESULT']._serialized_end=624
-  _globals['_RESULT_ATTRIBUTESENTRY']._serialized_start=547
-  _globals['_RESULT_ATTRIBUTESENTRY']._serialized_end=624
-  _globals['_STAGETIMING']._serialized_start=626
-  _globals['_STAGETIMING']._serialized_end=671
-  _globals['_SEARCHRESPONSE']._serialized_start=674
-  _globals['_SEARCHRESPONSE']._serialized_end=874
-  _globals['_PRODUCT']._serialized_start=877
-  _globals['_PRODUCT']._serialized_end=1064
-  _globals['_PRODUCT_ATTRIBUTESENTRY']._serialized_start=547
-  _globals['_PRODUCT_ATTRIBUTESENTRY']._serialized_end=624
-  _globals['_ITEMSTATUS']._serialized_start=1066
-  _globals['_ITEMSTATUS']._serialized_end=1121
-  _globals['_UPSERTPRODUCTSREQUEST']._serialized_start=1123
-  _globals['_UPSERTPRODUCTSREQUEST']._serialized_end=1185
-  _globals['_UPSERTPRODUCTSRESPONSE']._serialized_start=1187
-  _globals['_UPSERTPRODUCTSRESPONSE']._serialized_end=1253
-  _globals['_INGESTPRODUCTSREQUEST']._serialized_start=1255
-  _globals['_INGESTPRODUCTSREQUEST']._serialized_end=1317
-  _globals['_INGESTPRODUCTSRESPONSE']._serialized_start=1319
-  _globals['_INGESTPRODUCTSRESPONSE']._serialized_end=1438
-  _globals['_DELETEPRODUCTSREQUEST']._serialized_start=1440
-  _globals['_DELETEPRODUCTSREQUEST']._serialized_end=1476
-  _globals['_DELETEPRODUCTSRESPONSE']._serialized_start=1478
-  _globals['_DELETEPRODUCTSRESPONSE']._serialized_end=1544
-  _globals['_SEARCHSERVICE']._serialized_start=1631
-  _globals['_SEARCHSERVICE']._serialized_end=1980
+  _globals['_SEARCHREQUEST']._serialized_end=425
+  _globals['_RESULT']._serialized_start=428
+  _globals['_RESULT']._serialized_end=648
+  _globals['_RESULT_ATTRIBUTESENTRY']._serialized_start=571
+  _globals['_RESULT_ATTRIBUTESENTRY']._serialized_end=648
+  _globals['_STAGETIMING']._serialized_start=650
+  _globals['_STAGETIMING']._serialized_end=695
+  _globals['_SEARCHRESPONSE']._serialized_start=698
+  _globals['_SEARCHRESPONSE']._serialized_end=950
+  _globals['_DESCRIPTION']._serialized_start=952
+  _globals['_DESCRIPTION']._serialized_end=1043
+  _globals['_ATTRIBUTEGUESS']._serialized_start=1045
+  _globals['_ATTRIBUTEGUESS']._serialized_end=1110
+  _globals['_DESCRIBEREQUEST']._serialized_start=1112
+  _globals['_DESCRIBEREQUEST']._serialized_end=1158
+  _globals['_DESCRIBERESPONSE']._serialized_start=1160
+  _globals['_DESCRIBERESPONSE']._serialized_end=1224
+  _globals['_PRODUCT']._serialized_start=1227
+  _globals['_PRODUCT']._serialized_end=1414
+  _globals['_PRODUCT_ATTRIBUTESENTRY']._serialized_start=571
+  _globals['_PRODUCT_ATTRIBUTESENTRY']._serialized_end=648
+  _globals['_ITEMSTATUS']._serialized_start=1416
+  _globals['_ITEMSTATUS']._serialized_end=1471
+  _globals['_UPSERTPRODUCTSREQUEST']._serialized_start=1473
+  _globals['_UPSERTPRODUCTSREQUEST']._serialized_end=1557
+  _globals['_UPSERTPRODUCTSRESPONSE']._serialized_start=1559
+  _globals['_UPSERTPRODUCTSRESPONSE']._serialized_end=1625
+  _globals['_INGESTPRODUCTSREQUEST']._serialized_start=1627
+  _globals['_INGESTPRODUCTSREQUEST']._serialized_end=1711
+  _globals['_INGESTPRODUCTSRESPONSE']._serialized_start=1713
+  _globals['_INGESTPRODUCTSRESPONSE']._serialized_end=1832
+  _globals['_DELETEPRODUCTSREQUEST']._serialized_start=1834
+  _globals['_DELETEPRODUCTSREQUEST']._serialized_end=1870
+  _globals['_DELETEPRODUCTSRESPONSE']._serialized_start=1872
+  _globals['_DELETEPRODUCTSRESPONSE']._serialized_end=1938
+  _globals['_SEARCHSERVICE']._serialized_start=2025
+  _globals['_SEARCHSERVICE']._serialized_end=2445
 # @@protoc_insertion_point(module_scope)

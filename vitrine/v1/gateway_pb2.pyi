@@ -26,7 +26,7 @@ class CompositeWeights(_message.Message):
     def __init__(self, text_weight: _Optional[float] = ..., image_weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "image", "weights", "filter", "k", "page_size", "page_token", "include_attributes", "rerank", "rerank_candidates")
+    __slots__ = ("text", "image", "weights", "filter", "k", "page_size", "page_token", "include_attributes", "rerank", "rerank_candidates", "describe_query")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class SearchRequest(_message.Message):
     INCLUDE_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
     RERANK_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBE_QUERY_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     weights: CompositeWeights
@@ -47,7 +48,8 @@ class SearchRequest(_message.Message):
     include_attributes: bool
     rerank: RerankMode
     rerank_candidates: int
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., weights: _Optional[_Union[CompositeWeights, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., k: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., rerank: _Optional[_Union[RerankMode, str]] = ..., rerank_candidates: _Optional[int] = ...) -> None: ...
+    describe_query: bool
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., weights: _Optional[_Union[CompositeWeights, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., k: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., rerank: _Optional[_Union[RerankMode, str]] = ..., rerank_candidates: _Optional[int] = ..., describe_query: _Optional[bool] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("product_id", "score", "attributes", "caption", "retrieval_score")
@@ -79,7 +81,7 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "next_page_token", "partial", "stages_run", "timings", "reranked", "degraded_stages")
+    __slots__ = ("results", "next_page_token", "partial", "stages_run", "timings", "reranked", "degraded_stages", "query_description")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +89,7 @@ class SearchResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     RERANKED_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_STAGES_FIELD_NUMBER: _ClassVar[int]
+    QUERY_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[Result]
     next_page_token: str
     partial: bool
@@ -94,7 +97,42 @@ class SearchResponse(_message.Message):
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
     reranked: int
     degraded_stages: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., partial: _Optional[bool] = ..., stages_run: _Optional[_Iterable[str]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., reranked: _Optional[int] = ..., degraded_stages: _Optional[_Iterable[str]] = ...) -> None: ...
+    query_description: Description
+    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., partial: _Optional[bool] = ..., stages_run: _Optional[_Iterable[str]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., reranked: _Optional[int] = ..., degraded_stages: _Optional[_Iterable[str]] = ..., query_description: _Optional[_Union[Description, _Mapping]] = ...) -> None: ...
+
+class Description(_message.Message):
+    __slots__ = ("title", "attributes", "model")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    attributes: _containers.RepeatedCompositeFieldContainer[AttributeGuess]
+    model: str
+    def __init__(self, title: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeGuess, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class AttributeGuess(_message.Message):
+    __slots__ = ("name", "value", "confidence")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    confidence: float
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class DescribeRequest(_message.Message):
+    __slots__ = ("image", "beam")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    BEAM_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    beam: int
+    def __init__(self, image: _Optional[bytes] = ..., beam: _Optional[int] = ...) -> None: ...
+
+class DescribeResponse(_message.Message):
+    __slots__ = ("description",)
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    description: Description
+    def __init__(self, description: _Optional[_Union[Description, _Mapping]] = ...) -> None: ...
 
 class Product(_message.Message):
     __slots__ = ("id", "title", "attributes", "image")
@@ -126,10 +164,12 @@ class ItemStatus(_message.Message):
     def __init__(self, id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class UpsertProductsRequest(_message.Message):
-    __slots__ = ("products",)
+    __slots__ = ("products", "fill_missing")
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    FILL_MISSING_FIELD_NUMBER: _ClassVar[int]
     products: _containers.RepeatedCompositeFieldContainer[Product]
-    def __init__(self, products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ...) -> None: ...
+    fill_missing: bool
+    def __init__(self, products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ..., fill_missing: _Optional[bool] = ...) -> None: ...
 
 class UpsertProductsResponse(_message.Message):
     __slots__ = ("statuses",)
@@ -138,10 +178,12 @@ class UpsertProductsResponse(_message.Message):
     def __init__(self, statuses: _Optional[_Iterable[_Union[ItemStatus, _Mapping]]] = ...) -> None: ...
 
 class IngestProductsRequest(_message.Message):
-    __slots__ = ("products",)
+    __slots__ = ("products", "fill_missing")
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    FILL_MISSING_FIELD_NUMBER: _ClassVar[int]
     products: _containers.RepeatedCompositeFieldContainer[Product]
-    def __init__(self, products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ...) -> None: ...
+    fill_missing: bool
+    def __init__(self, products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ..., fill_missing: _Optional[bool] = ...) -> None: ...
 
 class IngestProductsResponse(_message.Message):
     __slots__ = ("received", "succeeded", "failed", "failures")

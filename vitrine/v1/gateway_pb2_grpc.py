@@ -55,6 +55,11 @@ class SearchServiceStub:
                 request_serializer=vitrine_dot_v1_dot_gateway__pb2.DeleteProductsRequest.SerializeToString,
                 response_deserializer=vitrine_dot_v1_dot_gateway__pb2.DeleteProductsResponse.FromString,
                 _registered_method=True)
+        self.Describe = channel.unary_unary(
+                '/vitrine.v1.SearchService/Describe',
+                request_serializer=vitrine_dot_v1_dot_gateway__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=vitrine_dot_v1_dot_gateway__pb2.DescribeResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -90,6 +95,13 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Describe(self, request, context):
+        """Suggests a title and attributes for a product photo (listing assistant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +124,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.DeleteProducts,
                     request_deserializer=vitrine_dot_v1_dot_gateway__pb2.DeleteProductsRequest.FromString,
                     response_serializer=vitrine_dot_v1_dot_gateway__pb2.DeleteProductsResponse.SerializeToString,
+            ),
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=vitrine_dot_v1_dot_gateway__pb2.DescribeRequest.FromString,
+                    response_serializer=vitrine_dot_v1_dot_gateway__pb2.DescribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +240,33 @@ class SearchService:
             '/vitrine.v1.SearchService/DeleteProducts',
             vitrine_dot_v1_dot_gateway__pb2.DeleteProductsRequest.SerializeToString,
             vitrine_dot_v1_dot_gateway__pb2.DeleteProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vitrine.v1.SearchService/Describe',
+            vitrine_dot_v1_dot_gateway__pb2.DescribeRequest.SerializeToString,
+            vitrine_dot_v1_dot_gateway__pb2.DescribeResponse.FromString,
             options,
             channel_credentials,
             insecure,
