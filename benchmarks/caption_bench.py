@@ -11,7 +11,8 @@ catalog photos:
 * the in-process limit: the same photos described one at a time by onnxruntime in this process
   (``exporter.evaluate_caption.OnnxCaptioner``: image encoder + the same decoding loop);
 * the decoder step alone at prefix lengths 1, 6, 12, 20 for 1 and 16 rows: how much re-running
-  the prefix costs as a title grows (the question a key/value cache would answer).
+  the prefix costs as a title grows (the question a key/value cache would answer), and the image
+  encoder alone per photo at batch 1 and 16 (what batching can and cannot buy on this machine).
 
 Prints tables and, last, one JSON line.
 """
@@ -101,6 +102,20 @@ def in_process(cap: OnnxCaptioner, photos, beams, n: int) -> dict:
     return out
 
 
+def image_side(cap: OnnxCaptioner, photos) -> dict:
+    """The image encoder alone (the EfficientNet trunk inside it), per photo, batch 1 vs 16."""
+    pixels = np.stack([decode_image(p) for p in photos[:16]])
+    out = {}
+    for b in (1, 16):
+        for _ in range(3):
+            cap.encode(pixels[:b], batch=b)
+        t = time.perf_counter()
+        for _ in range(10):
+            cap.encode(pixels[:b], batch=b)
+        out[f"batch_{b}_ms_per_photo"] = round((time.perf_counter() - t) / 10 / b * 1000, 2)
+    return out
+
+
 def step_costs(cap: OnnxCaptioner, photos) -> list[dict]:
     memory, _ = cap.encode(np.stack([decode_image(p) for p in photos[:16]]))
     rows = []
@@ -139,6 +154,7 @@ def main() -> None:
     out: dict = {"model": f"{cap.version.manifest.name}/{cap.version.manifest.version}"}
     out["in_process"] = in_process(cap, photos, beams, 60)
     out["decoder_step"] = step_costs(cap, photos)
+    out["image_encoder"] = image_side(cap, photos)
     with tempfile.TemporaryDirectory() as tmp:
         proc = start_encoder(args.models, Path(tmp))
         try:
@@ -170,6 +186,7 @@ def main() -> None:
         )
     console.print(t)
     console.print(f"batching gain (photos/s at {hi} over {lo}): {out['batching_gain']}")
+    console.print(f"image encoder alone, ms per photo: {out['image_encoder']}")
     t = Table(title="Decoder step alone (re-running the prefix)")
     for col in ("rows", "prefix length", "ms per step"):
         t.add_column(col, justify="right")

@@ -58,9 +58,7 @@ async def shortlists(stack: LocalStack, queries: list[str], n: int) -> list[tupl
             "products", vecs, k=n, include_attributes=True, include_payloads=True
         )
         for q, hits in zip(part, res.hits, strict=True):
-            cands = [
-                Candidate(h.payload, h.attributes["title"].string_value, h.score) for h in hits
-            ]
+            cands = [Candidate(h.payload, str(h.attributes["title"]), h.score) for h in hits]
             out.append((q, cands))
     await enc.close()
     await fan.close()

@@ -29,6 +29,9 @@ class EncoderConfig(ServerConfig):
     max_text_chars: int = 8192
     max_rerank_candidates: int = 200  # candidates per Rerank call
     rerank_batch_pairs: int = 256  # (query, candidate) pairs per rerank execution
+    # A rerank call already brings tens of pairs: waiting for batch-mates costs more than it
+    # saves, and calls that arrive during an execution are still batched together.
+    rerank_queue_delay_us: int = 0
     text_overflow: str = "truncate"  # truncate | reject: texts longer than the model's window
     max_generate_photos: int = 256  # photos decoding at once per caption model (then 429)
     generate_step_rows: int = 256  # hypotheses per decoder-step execution
@@ -38,8 +41,8 @@ class EncoderConfig(ServerConfig):
         super().validate()
         if self.max_batch_size < 1:
             raise ConfigError("max_batch_size: must be >= 1")
-        if self.max_queue_delay_us < 0:
-            raise ConfigError("max_queue_delay_us: must be >= 0")
+        if self.max_queue_delay_us < 0 or self.rerank_queue_delay_us < 0:
+            raise ConfigError("max_queue_delay_us/rerank_queue_delay_us: must be >= 0")
         if self.max_queue_items < self.max_batch_size:
             raise ConfigError("max_queue_items: must be >= max_batch_size")
         if self.max_rerank_candidates < 1 or self.rerank_batch_pairs < 1:

@@ -145,7 +145,12 @@ class LoadedModel:
             self.run_batch,
             self._exec_pool,
             max_batch=self.max_batch,
-            max_queue_delay_s=self.config.max_queue_delay_us / 1e6,
+            max_queue_delay_s=(
+                self.config.rerank_queue_delay_us
+                if self.modality == "rerank"
+                else self.config.max_queue_delay_us
+            )
+            / 1e6,
             max_queue_items=self.config.max_queue_items,
             instances=self.config.instances,
             stats=stats,

@@ -130,6 +130,14 @@ class CaptionModel(nn.Module):
     # -- decoder ----------------------------------------------------------------------------------
     def decode(self, memory: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor):
         """Logits (B, T, V) for every prefix of right-padded ``tokens`` (B, T)."""
+        return self.vocabulary(self.hidden(memory, tokens, lengths))
+
+    def vocabulary(self, h: torch.Tensor) -> torch.Tensor:
+        """Word logits of hidden states (the output layer is tied to the word embeddings)."""
+        return self.norm(h) @ self.embed.weight.T
+
+    def hidden(self, memory: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor):
+        """Decoder states (B, T, d) of right-padded ``tokens`` (B, T)."""
         t = tokens.shape[1]
         x = self.embed(tokens) + self.pos[:t]
         pos = torch.arange(t, device=tokens.device)
@@ -140,7 +148,7 @@ class CaptionModel(nn.Module):
         bias = bias.masked_fill(blocked, -1e4)[:, None]  # (B, 1, T, T)
         for block in self.blocks:
             x = block(x, memory, bias)
-        return self.norm(x) @ self.embed.weight.T
+        return x
 
 
 class CaptionEncoderGraph(nn.Module):
@@ -167,6 +175,7 @@ class CaptionStepGraph(nn.Module):
         self.model = model
 
     def forward(self, memory: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor):
-        logits = self.model.decode(memory, tokens, lengths)
-        idx = (lengths - 1).clamp_min(0)[:, None, None].expand(-1, 1, logits.shape[-1])
-        return F.log_softmax(torch.gather(logits, 1, idx)[:, 0], dim=-1)
+        h = self.model.hidden(memory, tokens, lengths)
+        idx = (lengths - 1).clamp_min(0)[:, None, None].expand(-1, 1, h.shape[-1])
+        last = torch.gather(h, 1, idx)[:, 0]  # each row's last real position, then the vocabulary
+        return F.log_softmax(self.model.vocabulary(last), dim=-1)
