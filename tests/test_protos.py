@@ -171,6 +171,7 @@ def test_expected_rpcs_present() -> None:
         "LoadModel",
         "UnloadModel",
         "Rerank",
+        "Generate",
     }
     assert rpcs(index_pb2, "IndexService") == {
         "CreateCollection",
@@ -189,6 +190,7 @@ def test_expected_rpcs_present() -> None:
         "UpsertProducts",
         "IngestProducts",
         "DeleteProducts",
+        "Describe",
     }
     ingest = gateway_pb2.DESCRIPTOR.services_by_name["SearchService"].methods_by_name[
         "IngestProducts"

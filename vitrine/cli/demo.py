@@ -59,6 +59,15 @@ def run_demo(
     run_services_demo(catalog, models, console)
 
 
+def held_out_photos(catalog, models: Path, n: int):
+    """``n`` products of the captioner's test split (photos it never saw in training)."""
+    from exporter.evaluate import pool_rows
+
+    training = ModelRepository(models).load("vitrine-caption").manifest.training
+    rows = pool_rows(catalog, "test", training)
+    return [catalog.products[rows[i * len(rows) // n]] for i in range(n)]
+
+
 def run_services_demo(catalog, models: Path, console: Console) -> None:
     """Start the services, ingest the catalog through the gateway, run four kinds of query."""
     import tempfile
@@ -109,9 +118,9 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
                 client.search(text="casual shoes", k=5, filter=parse_filter(flt)),
                 console,
             )
-            for p in (probe, catalog.products[2 * len(catalog.products) // 3]):
+            for p in held_out_photos(catalog, models, 2):
                 print_description(
-                    f"describe: photo of product {p.id} (catalog title {p.title!r})",
+                    f"describe: unseen photo of product {p.id} (catalog title {p.title!r})",
                     client.describe(p.image_path.read_bytes()),
                     console,
                 )
