@@ -39,6 +39,10 @@ class GatewayConfig(ServerConfig):
     rerank_margin_ms: float = 3.0  # time kept for after the rerank stage (answer, transport)
     rerank_initial_cost_ms: float = 0.3  # per-candidate cost assumed until one is measured
     rerank_refresh_s: float = 30.0  # how long the answer "is a reranker loaded?" is reused
+    # Query-embedding cache (text queries): entries, and how long one lives (new model versions
+    # replace cached vectors within this time). 0 entries: off.
+    embed_cache_size: int = 10000
+    embed_cache_ttl_s: float = 60.0
     # Generation (Describe, describe_query in search, fill_missing at ingest).
     caption_model: str = "vitrine-caption"
     caption_beam: int = 0  # 0: the model's default
@@ -64,6 +68,8 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("default_timeout_s/ingest_timeout_s must be > 0, retries >= 0")
         if self.ingest_batch < 1 or self.ingest_inflight < 1 or self.num_shards < 1:
             raise ConfigError("ingest_batch/ingest_inflight/num_shards: must be >= 1")
+        if self.embed_cache_size < 0 or self.embed_cache_ttl_s <= 0:
+            raise ConfigError("embed_cache_size must be >= 0, embed_cache_ttl_s > 0")
         if self.caption_beam < 0:
             raise ConfigError("caption_beam: must be >= 0")
         if not 1 <= self.rerank_candidates <= self.max_rerank_candidates:

@@ -16,6 +16,7 @@ import numpy as np
 
 from encoder_service.client import AsyncEncoderClient
 from gateway.config import GatewayConfig
+from gateway.embed_cache import EmbeddingCache
 from gateway.generate import Description, GenerateStage, Generator
 from gateway.pipeline import SearchContext, Stage, run_pipeline
 from gateway.rerank import RerankPlanner
@@ -73,6 +74,11 @@ class Gateway:
         self.index = IndexFanout(config.index_endpoints, timeout=config.default_timeout_s)
         self.rerank = RerankPlanner(self.encoder, config)
         self.generator = Generator(self)
+        self.embed_cache = EmbeddingCache(
+            config.embed_cache_size,
+            config.embed_cache_ttl_s,
+            metrics.observe_cache if metrics is not None else None,
+        )
         available = {
             "encode": EncodeStage(self),
             "search": SearchStage(self),

@@ -33,12 +33,21 @@ class GatewayMetrics:
             ["stage", "reason"],
             registry=registry,
         )
+        self.embed_cache = Counter(
+            "vitrine_gateway_embedding_cache_lookups_total",
+            "Query-embedding cache lookups of text queries, by result (hit, miss).",
+            ["result"],
+            registry=registry,
+        )
         self.ingested = Counter(
             "vitrine_gateway_ingested_products_total",
             "Products processed by upsert/ingest, by outcome code.",
             ["code"],
             registry=registry,
         )
+
+    def observe_cache(self, hit: bool) -> None:
+        self.embed_cache.labels("hit" if hit else "miss").inc()
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_time.labels(stage).observe(seconds)

@@ -42,13 +42,16 @@ class EncodeStage:
             await self.gw.rerank.refresh()
         parts = []
         if ctx.text:
-            parts.append(
-                with_retries(
+
+            async def embed_text():
+                r = await with_retries(
                     lambda t: enc.embed_texts(cfg.text_model, [ctx.text], timeout=t),
                     ctx.deadline,
                     cfg.retries,
                 )
-            )
+                return r.vectors[0], r.version
+
+            parts.append(self.gw.embed_cache.get(cfg.text_model, ctx.text, embed_text))
         if ctx.image:
             # A photo query that will be reranked needs its payload: from the same call.
             payload = wants_rerank(self.gw, ctx)
@@ -62,9 +65,11 @@ class EncodeStage:
                 )
             )
         results = await asyncio.gather(*parts)
-        vectors = [r.vectors[0] for r in results]
-        if ctx.image and results[-1].payloads:
-            ctx.query_payload = results[-1].payloads[0]
+        vectors = [results[0]] if ctx.text else []  # the text part: a vector (maybe cached)
+        if ctx.image:
+            vectors.append(results[-1].vectors[0])
+            if results[-1].payloads:
+                ctx.query_payload = results[-1].payloads[0]
         if len(vectors) == 2:  # composite: weighted sum of the two unit vectors, renormalised
             query = ctx.text_weight * vectors[0] + ctx.image_weight * vectors[1]
         else:

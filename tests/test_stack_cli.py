@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -51,5 +53,12 @@ def test_stack_ingest_and_search_commands(tmp_path, demo_catalog):
         assert res.exit_code == 0, res.output
         others = {"Men", "Women", "Boys", "Girls", "Unisex"} - {gender}
         assert not any(f" {o} " in res.output for o in others)
+        args = ["search", "shirt", "-k", "4", "--filter", f"gender={gender}", "--json"]
+        res = runner.invoke(app, [*args, "--gateway", stack.gateway])
+        assert res.exit_code == 0, res.output
+        body = json.loads(res.stdout)  # one JSON object, nothing else on stdout
+        assert 0 < len(body["results"]) <= 4
+        assert all(r["attributes"]["gender"]["string_value"] == gender for r in body["results"])
+        assert body["stages_run"][:2] == ["encode", "search"] and body["timings"]
         procs = [s.proc for s in stack.services]
     assert all(p.poll() == 0 for p in procs)  # SIGTERM: every process drained and exited 0

@@ -138,6 +138,9 @@ def serve_gateway(
     allow_partial: Annotated[
         bool | None, typer.Option(help="Answer with partial results when a shard is down.")
     ] = None,
+    embed_cache_size: Annotated[
+        int | None, typer.Option(help="Query-embedding cache entries (0 = off).")
+    ] = None,
     ready_file: ReadyFileOpt = None,
 ) -> None:
     """Serve the public product-search API (vitrine.v1.SearchService)."""

@@ -100,9 +100,12 @@ def search(
     describe: Annotated[
         bool, typer.Option(help="Also say what the query photo shows (caption model).")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the response as one JSON object (scripts).")
+    ] = False,
     gateway: GatewayOpt = "127.0.0.1:50050",
 ) -> None:
-    """Search products by text, photo or both, with filters; prints a table."""
+    """Search products by text, photo or both, with filters; prints a table (or JSON)."""
     from rich.console import Console
 
     from gateway.client import SearchClient
@@ -124,6 +127,13 @@ def search(
             rerank_candidates=rerank_candidates,
             describe_query=describe,
         )
+    if as_json:
+        import json
+
+        from google.protobuf.json_format import MessageToDict
+
+        typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True)))
+        return
     what = " + ".join(
         x for x in (repr(text) if text else "", f"photo {image.name}" if image else "") if x
     )
