@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,49 @@ def attrs_from_pb(attrs, where: str) -> dict[str, Value]:
     return {k: value_from_pb(v, f"{where}.attributes[{k!r}]") for k, v in attrs.items()}
 
 
-def attrs_to_pb(attrs: dict[str, Value]) -> dict[str, common_pb2.AttributeValue]:
+class PbAttributes(Mapping):
+    """A search hit's attributes, read from its protobuf map only when asked for.
+
+    A fan-out search merges several shards' top-k and drops most hits, and a gateway answer
+    passes the kept ones' attributes straight on: converting every hit's map to Python and back
+    was a measurable part of the gateway's own time. ``get`` reads one key without converting the
+    rest; :func:`attrs_to_pb` hands the original map through untouched.
+    """
+
+    __slots__ = ("_dict", "pb")
+
+    def __init__(self, pb):
+        self.pb = pb
+        self._dict: dict[str, Value] | None = None
+
+    def _all(self) -> dict[str, Value]:
+        if self._dict is None:
+            self._dict = attrs_from_pb(self.pb, "hit")
+        return self._dict
+
+    def __getitem__(self, key: str) -> Value:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self.pb)
+
+    def get(self, key: str, default=None):
+        if self._dict is not None:
+            return self._dict.get(key, default)
+        if key not in self.pb:  # (indexing a protobuf map would insert the key)
+            return default
+        return value_from_pb(self.pb[key], f"hit.attributes[{key!r}]")
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+def attrs_to_pb(attrs: Mapping[str, Value]) -> Mapping[str, common_pb2.AttributeValue]:
+    if isinstance(attrs, PbAttributes):
+        return attrs.pb  # already protobuf: passed through, not re-encoded
     return {k: value_to_pb(v) for k, v in attrs.items()}
 
 

@@ -13,12 +13,12 @@ merges their top-k. The gateway reuses it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from index_service.attributes import Value, attrs_from_pb, attrs_to_pb
+from index_service.attributes import PbAttributes, Value, attrs_to_pb
 from index_service.collection import shard_of
 from vitrine.serving.client import AsyncClientBase, SyncClientBase
 from vitrine.serving.errors import DeadlineExceeded, Unavailable, VitrineError
@@ -32,7 +32,7 @@ METRICS = {"ip": index_pb2.METRIC_INNER_PRODUCT, "l2": index_pb2.METRIC_L2}
 class SearchHit:
     id: str
     score: float
-    attributes: dict[str, Value] = field(default_factory=dict)
+    attributes: Mapping[str, Value] = field(default_factory=dict)  # PbAttributes from a search
     payload: bytes = b""
 
 
@@ -74,7 +74,7 @@ def _search_request(
 
 def _hits(resp: index_pb2.IndexServiceSearchResponse) -> list[list[SearchHit]]:
     return [
-        [SearchHit(h.id, h.score, attrs_from_pb(h.attributes, "hit"), h.payload) for h in r.hits]
+        [SearchHit(h.id, h.score, PbAttributes(h.attributes), h.payload) for h in r.hits]
         for r in resp.results
     ]
 
