@@ -13,8 +13,9 @@ processes of ``vitrine up``), ingests the catalog through the gateway and measur
 * the gateway's own overhead: the same queries made by calling the encoder and then the index
   processes directly, in sequence, from the client — goal ≤ 1 ms at the median.
 
-Rerank is off in these searches (benchmarks/rerank_bench.py measures it). Prints a table and,
-last, one JSON line.
+Rerank is off in these searches (benchmarks/rerank_bench.py measures it) and so is the gateway's
+query-embedding cache (benchmarks/embed_cache_bench.py measures it): every query is encoded.
+Prints a table and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -152,6 +154,7 @@ def main() -> None:
 
     catalog = load_catalog(args.catalog)
     queries = queries_from(catalog, 1000)
+    os.environ["VITRINE_EMBED_CACHE_SIZE"] = "0"  # read by the gateway process at start
     out: dict = {"products": len(catalog.products)}
     with (
         tempfile.TemporaryDirectory() as tmp,
