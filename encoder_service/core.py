@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from encoder_service.config import EncoderConfig
 from encoder_service.metrics import EncoderMetrics
 from encoder_service.models import LoadedModel, ModelRegistry
-from vitrine.captioning import BeamState, DecodeOptions, detokenize, read_attributes
+from vitrine.captioning import BeamState, DecodeOptions, detokenize, read_attributes, reconcile
 from vitrine.rerank_pairs import Candidate, build_pairs, combine
 from vitrine.serving.errors import InvalidArgument
 
@@ -212,11 +212,13 @@ class Encoder:
         states = [BeamState(i, opts, model.consistency.banned(a)) for i, a in enumerate(attrs)]
         best = await model.steps.decode(memory, states, deadline)
         captions = []
-        for h, a in zip(best, attrs, strict=True):
+        for h, a, row in zip(best, attrs, probs, strict=True):
             n = len(h.tokens) + (1 if h.done else 0)
+            title = detokenize(h.tokens, model.words)
+            a = reconcile(title, a, row, layout)
             captions.append(
                 Described(
-                    detokenize(h.tokens, model.words),
+                    title,
                     [(k, v, c) for k, (v, c) in a.values.items()],
                     h.logprob / max(n, 1),
                     n,

@@ -338,3 +338,42 @@ def test_caption_step_graph_gathers_each_rows_last_position(demo_catalog, tmp_pa
     one = cap.step(memory[:1], t1, l1)
     two = cap.step(memory[[0, 0]], t2, l2)
     np.testing.assert_allclose(one[0], two[0], atol=1e-5)
+
+
+def test_reconcile_follows_the_title_and_the_category_hierarchy():
+    from vitrine.captioning import Attributes, reconcile
+
+    classes = {
+        "articleType": ["Trunks", "Wallets", "Sports Shoes", "Shoes", "<unk>"],
+        "subCategory": ["Innerwear", "Wallets", "Shoes", "<unk>"],
+        "masterCategory": ["Apparel", "Accessories", "Footwear", "<unk>"],
+    }
+    spans, start = {}, 0
+    for a, c in classes.items():
+        spans[a] = [start, start + len(c)]
+        start += len(c)
+    layout = {
+        "spans": spans,
+        "classes": classes,
+        "hierarchy": {
+            "Trunks": {"subCategory": "Innerwear", "masterCategory": "Apparel"},
+            "Wallets": {"subCategory": "Wallets", "masterCategory": "Accessories"},
+            "Sports Shoes": {"subCategory": "Shoes", "masterCategory": "Footwear"},
+        },
+    }
+    probs = np.linspace(0.01, 0.5, start).astype(np.float32)
+    heads = Attributes(
+        {
+            "articleType": ("Wallets", 0.86),
+            "subCategory": ("Wallets", 0.86),
+            "masterCategory": ("Accessories", 0.9),
+        }
+    )
+    out = reconcile("Levis Men Boxer Maroon Trunks", heads, probs, layout).values
+    assert out["articleType"][0] == "Trunks" and out["articleType"][1] == pytest.approx(probs[0])
+    assert out["subCategory"][0] == "Innerwear" and out["masterCategory"][0] == "Apparel"
+    # The longest type name the title contains wins; no type named: the heads stand, and
+    # the categories follow the head's type.
+    shoes = reconcile("Puma Men Black Sports Shoes", heads, probs, layout).values
+    assert shoes["articleType"][0] == "Sports Shoes" and shoes["masterCategory"][0] == "Footwear"
+    assert reconcile("Puma Men Black Cap", heads, probs, layout).values == heads.values

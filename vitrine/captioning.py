@@ -20,7 +20,7 @@ import numpy as np
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("[PAD]", "[BOS]", "[EOS]", "[UNK]")
-CONSISTENT_ATTRIBUTES = ("gender", "baseColour")  # their words in a title must agree
+CONSISTENT_ATTRIBUTES = ("gender", "baseColour", "articleType")  # their words in a title agree
 NEG = -1e9
 
 
@@ -61,11 +61,47 @@ def read_attributes(probs: np.ndarray, layout: dict[str, Any]) -> Attributes:
     return Attributes(out)
 
 
+def _probability(probs: np.ndarray, layout: dict[str, Any], name: str, value: str) -> float:
+    start, _ = layout["spans"][name]
+    return float(probs[start + layout["classes"][name].index(value)])
+
+
+def reconcile(title: str, attrs: Attributes, probs: np.ndarray, layout: dict) -> Attributes:
+    """Make the article type and its categories agree with the title and with each other.
+
+    Gender and colour agree by construction (:class:`ConsistencyMask`). The article type is
+    settled after decoding: when the title names a known type ("... Maroon Trunks") that is not
+    the head's first choice, the title's wins (the decoder read the regions too); then
+    subCategory and masterCategory follow the type through the catalog's hierarchy
+    (``layout["hierarchy"]``: type → its categories), each with its head probability.
+    """
+    hierarchy = layout.get("hierarchy", {})
+    if "articleType" not in attrs.values:
+        return attrs
+    values = dict(attrs.values)
+    words = title.lower().split()
+    named = None
+    for v in layout["classes"]["articleType"]:
+        w = v.lower().split()
+        said = any(words[i : i + len(w)] == w for i in range(len(words) - len(w) + 1))
+        # the longest name the title contains ("Sports Shoes" over "Shoes")
+        if v != "<unk>" and said and (named is None or len(v) > len(named)):
+            named = v
+    if named is not None and named != values["articleType"][0]:
+        values["articleType"] = (named, _probability(probs, layout, "articleType", named))
+    for name, value in hierarchy.get(values["articleType"][0], {}).items():
+        if name in values and values[name][0] != value and value in layout["classes"][name]:
+            values[name] = (value, _probability(probs, layout, name, value))
+    return Attributes(values)
+
+
 class ConsistencyMask:
     """Which words a title may not contain, given the predicted attributes.
 
-    For gender and colour, a word that belongs to some value of the attribute but not to the
-    predicted one is banned ("Women" when the photo is predicted Men; "Red" when it is Navy Blue).
+    For gender, colour and article type, a word that belongs to some value of the attribute but
+    not to the predicted one is banned ("Women" when the photo is predicted Men; "Red" when it is
+    Navy Blue; "Trunks" when it is Wallets). Type names share words with other attributes
+    ("Casual Shoes" and the usage "Casual"): such words are left to those attributes.
     """
 
     def __init__(self, vocab: Sequence[str], classes: dict[str, list[str]]):
@@ -75,9 +111,14 @@ class ConsistencyMask:
         for a in CONSISTENT_ATTRIBUTES:
             if a not in classes:
                 continue
+            shared: set[str] = set()
+            if a == "articleType":
+                for other, values in classes.items():
+                    if other != a:
+                        shared |= {w for v in values for w in v.lower().split()}
             per_value = {}
             for v in classes[a]:
-                ws = set(v.lower().split())
+                ws = set(v.lower().split()) - shared
                 per_value[v] = np.asarray([w in ws for w in lower], dtype=bool)
             self.words[a] = per_value
 

@@ -63,13 +63,17 @@ def load_checkpoint(path: Path) -> tuple[CaptionResult, dict]:
     return result, ck["training"]
 
 
-def attribute_layout(model: CaptionModel, vocab: Vocab) -> dict:
+def attribute_layout(model: CaptionModel, vocab: Vocab, hierarchy: dict | None = None) -> dict:
     spans, start = {}, 0
     for a in model.attributes:
         n = len(vocab.classes[a])
         spans[a] = [start, start + n]
         start += n
-    return {"spans": spans, "classes": {a: vocab.classes[a] for a in model.attributes}}
+    return {
+        "spans": spans,
+        "classes": {a: vocab.classes[a] for a in model.attributes},
+        "hierarchy": hierarchy or {},
+    }
 
 
 def export_captioner(
@@ -80,11 +84,13 @@ def export_captioner(
     version: int | None = None,
     name: str = CAPTION_NAME,
     trunk: torch.nn.Module | None = None,
+    hierarchy: dict | None = None,
 ) -> ModelVersion:
     """Publish the captioner as ``name`` (``version``: the towers' number, else the next).
 
     ``trunk``: what computes the map and mid-level descriptors from pixels (default: the frozen
-    EfficientNet-Lite0 trunk the captioner was trained on; tests pass a tiny one)."""
+    EfficientNet-Lite0 trunk the captioner was trained on; tests pass a tiny one).
+    ``hierarchy``: articleType → its subCategory/masterCategory (decoding keeps them agreeing)."""
     model = result.model.eval()
     version, dest = repo.new_version_dir(name, version)
     trunk = trunk or backbones.ImageTrunk(backbones.load_efficientnet_lite0(), 0)
@@ -127,7 +133,7 @@ def export_captioner(
     fields = image_manifest_fields(0)
     fields["modality"] = "caption"
     m_tokens, d = int(memory.shape[1]), int(memory.shape[2])
-    layout = attribute_layout(model, result.vocab)
+    layout = attribute_layout(model, result.vocab, hierarchy)
     width = layout["spans"][model.attributes[-1]][1]
     manifest = Manifest(
         name=name,

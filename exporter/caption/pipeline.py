@@ -10,7 +10,7 @@ import numpy as np
 
 from exporter import backbones
 from exporter.caption import export as caption_export
-from exporter.caption.train import CaptionConfig, train_captioner
+from exporter.caption.train import CaptionConfig, train_captioner, type_hierarchy
 from exporter.features import DEFAULT_CACHE, extract_features
 from exporter.split import Split, default_sizes, split_products
 from vitrine.catalog import Catalog, load_catalog
@@ -55,10 +55,15 @@ def export_caption_checkpoint(
 ) -> ModelVersion:
     """Export a captioner checkpoint (parity on the first 8 photos of ``sample_catalog``)."""
     result, training = caption_export.load_checkpoint(checkpoint)
-    sample = (sample_catalog or load_catalog()).products[:8]
-    pixels = np.stack([load_image_file(p.image_path) for p in sample])
+    catalog = sample_catalog or load_catalog()
+    pixels = np.stack([load_image_file(p.image_path) for p in catalog.products[:8]])
+    hierarchy = None
+    if catalog.fingerprint() == training.get("data_hash"):  # the catalog it was trained on
+        info = training["split"]
+        split = split_products(catalog.products, info["test_size"], info["val_size"], info["seed"])
+        hierarchy = type_hierarchy([catalog.products[r] for r in split.train])
     return caption_export.export_captioner(
-        ModelRepository(models), result, pixels, training, version
+        ModelRepository(models), result, pixels, training, version, hierarchy=hierarchy
     )
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -184,6 +185,22 @@ def train_captioner(
     model.eval()
     metrics = validation_metrics(model, batch, va, labels)
     return CaptionResult(model, tok, vocab, metrics, cfg)
+
+
+def type_hierarchy(products) -> dict[str, dict[str, str]]:
+    """articleType → its most common subCategory and masterCategory in the training products."""
+    counts: dict[str, Counter] = {}
+    for p in products:
+        a = p.attributes
+        if a.get("articleType"):
+            counts.setdefault(a["articleType"], Counter())[
+                (a.get("subCategory", ""), a.get("masterCategory", ""))
+            ] += 1
+    out = {}
+    for t, c in counts.items():
+        sub, master = c.most_common(1)[0][0]
+        out[t] = {k: v for k, v in (("subCategory", sub), ("masterCategory", master)) if v}
+    return out
 
 
 def validation_metrics(model: CaptionModel, batch, rows: np.ndarray, labels) -> dict:

@@ -66,10 +66,13 @@ def print_caption_report(report: dict, console: Console | None = None) -> None:
             f"{r['brand']:.3f}",
         )
     console.print(t)
-    h = Table(title="Attribute heads: accuracy")
+    h = Table(title="Attributes: accuracy")
+    h.add_column("")
     for a in report["head_accuracy"]:
         h.add_column(a, justify="right")
-    h.add_row(*(f"{v:.3f}" if v is not None else "n/a" for v in report["head_accuracy"].values()))
+    for label, key in (("heads", "head_accuracy"), ("described", "described_accuracy")):
+        row = report.get(key, {})
+        h.add_row(label, *(f"{row[a]:.3f}" if row.get(a) is not None else "n/a" for a in row))
     console.print(h)
     console.print({"goals": report["goals"]})
     for e in report["examples"]:
