@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_bench import Proc  # noqa: E402
+from benchmarks.encoder_bench import start_encoder  # noqa: E402
 from benchmarks.loadgen import closed_loop  # noqa: E402
 from encoder_service.client import AsyncEncoderClient  # noqa: E402
 from exporter.evaluate_caption import CAPTION_MODEL, OnnxCaptioner  # noqa: E402
@@ -40,31 +40,6 @@ from vitrine.captioning import BOS, DecodeOptions, pad_prefixes  # noqa: E402
 from vitrine.catalog import load_catalog  # noqa: E402
 from vitrine.model_repo import ModelRepository  # noqa: E402
 from vitrine.preprocess import decode_image  # noqa: E402
-
-
-def start_encoder(models: Path, tmp: Path) -> Proc:
-    ready = tmp / "ready.json"
-    p = Proc(
-        [
-            str(ROOT / ".venv" / "bin" / "vitrine"),
-            "serve",
-            "encoder",
-            "--models",
-            str(models),
-            "--model",
-            CAPTION_MODEL,
-            "--port",
-            "0",
-            "--metrics-port",
-            "-1",
-            "--ready-file",
-            str(ready),
-        ],
-        ready,
-        env={"VITRINE_LOG_LEVEL": "warning"},
-    )
-    p.wait_ready()
-    return p
 
 
 async def service(port: int, photos, beams, concurrencies, seconds) -> list[dict]:
@@ -156,7 +131,7 @@ def main() -> None:
     out["decoder_step"] = step_costs(cap, photos)
     out["image_encoder"] = image_side(cap, photos)
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_encoder(args.models, Path(tmp))
+        proc = start_encoder(args.models, [CAPTION_MODEL], Path(tmp))
         try:
             out["service"] = asyncio.run(
                 service(proc.port, photos, beams, concurrencies, args.seconds)

@@ -149,7 +149,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_vitrine(models: Path, max_batch: int, delay_us: int, tmp: Path) -> Proc:
+def start_encoder(models: Path, names: list[str], tmp: Path, *flags: str) -> Proc:
+    """``vitrine serve encoder`` with only the models ``names``, on a free port."""
     ready = tmp / "vitrine-ready.json"
     p = Proc(
         [
@@ -158,18 +159,12 @@ def start_vitrine(models: Path, max_batch: int, delay_us: int, tmp: Path) -> Pro
             "encoder",
             "--models",
             str(models),
-            "--model",
-            TEXT,
-            "--model",
-            IMAGE,
+            *(x for n in names for x in ("--model", n)),
             "--port",
             "0",
             "--metrics-port",
             "-1",
-            "--max-batch-size",
-            str(max_batch),
-            "--max-queue-delay-us",
-            str(delay_us),
+            *flags,
             "--ready-file",
             str(ready),
         ],
@@ -178,6 +173,11 @@ def start_vitrine(models: Path, max_batch: int, delay_us: int, tmp: Path) -> Pro
     )
     p.wait_ready()
     return p
+
+
+def start_vitrine(models: Path, max_batch: int, delay_us: int, tmp: Path) -> Proc:
+    flags = ("--max-batch-size", str(max_batch), "--max-queue-delay-us", str(delay_us))
+    return start_encoder(models, [TEXT, IMAGE], tmp, *flags)
 
 
 def start_peer(kind: str, models: Path, max_batch: int, delay_us: int) -> Proc:

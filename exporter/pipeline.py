@@ -19,6 +19,7 @@ from exporter.caption.pipeline import export_caption_checkpoint, train_caption_c
 from exporter.caption.train import CaptionConfig
 from exporter.features import DEFAULT_CACHE, extract_features
 from exporter.onnx_export import publish_pair
+from exporter.records import training_record
 from exporter.rerank import export as rerank_export
 from exporter.rerank.train import RerankConfig, train_reranker
 from exporter.split import Split, default_sizes, split_products
@@ -137,14 +138,12 @@ def train_rerank_checkpoint(
     result = train_reranker(
         catalog, feats, split, towers, backbones.minilm_tokenizer_json(), cfg, quiet=quiet
     )
-    training = {
-        "data_hash": catalog.fingerprint(),
-        "catalog": str(catalog.root),
-        "products": len(catalog.products),
-        "split": split_info,
-        "config": cfg.to_dict(),
-        "backbones": {"image": backbones.IMAGE_BACKBONE, "text": "MiniLM wordpieces"},
-    }
+    training = training_record(
+        catalog,
+        split_info,
+        cfg.to_dict(),
+        {"image": backbones.IMAGE_BACKBONE, "text": "MiniLM wordpieces"},
+    )
     path = Path(models) / CHECKPOINTS / RERANK_CHECKPOINT
     rerank_export.save_checkpoint(path, result, training)
     log.info("reranker trained", extra={"metrics": result.metrics})

@@ -377,3 +377,38 @@ def test_reconcile_follows_the_title_and_the_category_hierarchy():
     shoes = reconcile("Puma Men Black Sports Shoes", heads, probs, layout).values
     assert shoes["articleType"][0] == "Sports Shoes" and shoes["masterCategory"][0] == "Footwear"
     assert reconcile("Puma Men Black Cap", heads, probs, layout).values == heads.values
+    single = reconcile("Levis Men Boxer Maroon Trunk", heads, probs, layout).values
+    assert single["articleType"][0] == "Trunks"  # singular and plural are one type word
+
+
+def test_mask_bans_other_values_words_but_not_shared_ones():
+    from vitrine.captioning import Attributes, ConsistencyMask
+
+    vocab = [
+        "[PAD]",
+        "[BOS]",
+        "[EOS]",
+        "[UNK]",
+        "Wallet",
+        "Trunk",
+        "Casual",
+        "Shoes",
+        "Men",
+        "Women",
+    ]
+    classes = {
+        "articleType": ["Wallets", "Trunks", "Casual Shoes", "<unk>"],
+        "usage": ["Casual", "Sports"],
+        "gender": ["Men", "Women"],
+    }
+    mask = ConsistencyMask(vocab, classes)
+    banned = mask.banned(
+        Attributes(
+            {"articleType": ("Wallets", 0.9), "gender": ("Men", 0.9), "usage": ("Casual", 1)}
+        )
+    )
+    by_word = dict(zip(vocab, banned, strict=True))
+    assert by_word["Trunk"] and by_word["Shoes"] and by_word["Women"]  # other values' words
+    assert not by_word["Wallet"] and not by_word["Men"]  # the predicted ones (any number)
+    assert not by_word["Casual"]  # also a usage value: not the type's to ban
+    assert not by_word["[EOS]"] and by_word["[UNK]"]

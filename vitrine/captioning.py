@@ -61,6 +61,11 @@ def read_attributes(probs: np.ndarray, layout: dict[str, Any]) -> Attributes:
     return Attributes(out)
 
 
+def _stem(word: str) -> str:
+    """Singular and plural as one word for type names ("Wallet", "Wallets")."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def _probability(probs: np.ndarray, layout: dict[str, Any], name: str, value: str) -> float:
     start, _ = layout["spans"][name]
     return float(probs[start + layout["classes"][name].index(value)])
@@ -79,10 +84,10 @@ def reconcile(title: str, attrs: Attributes, probs: np.ndarray, layout: dict) ->
     if "articleType" not in attrs.values:
         return attrs
     values = dict(attrs.values)
-    words = title.lower().split()
+    words = [_stem(w) for w in title.lower().split()]
     named = None
     for v in layout["classes"]["articleType"]:
-        w = v.lower().split()
+        w = [_stem(x) for x in v.lower().split()]
         said = any(words[i : i + len(w)] == w for i in range(len(words) - len(w) + 1))
         # the longest name the title contains ("Sports Shoes" over "Shoes")
         if v != "<unk>" and said and (named is None or len(v) > len(named)):
@@ -100,8 +105,9 @@ class ConsistencyMask:
 
     For gender, colour and article type, a word that belongs to some value of the attribute but
     not to the predicted one is banned ("Women" when the photo is predicted Men; "Red" when it is
-    Navy Blue; "Trunks" when it is Wallets). Type names share words with other attributes
-    ("Casual Shoes" and the usage "Casual"): such words are left to those attributes.
+    Navy Blue; "Trunks" or "Trunk" when it is Wallets: type words match singular and plural).
+    Type names share words with other attributes ("Casual Shoes" and the usage "Casual"): such
+    words are left to those attributes.
     """
 
     def __init__(self, vocab: Sequence[str], classes: dict[str, list[str]]):
@@ -111,15 +117,16 @@ class ConsistencyMask:
         for a in CONSISTENT_ATTRIBUTES:
             if a not in classes:
                 continue
+            norm = _stem if a == "articleType" else (lambda w: w)
             shared: set[str] = set()
             if a == "articleType":
                 for other, values in classes.items():
                     if other != a:
-                        shared |= {w for v in values for w in v.lower().split()}
+                        shared |= {norm(w) for v in values for w in v.lower().split()}
             per_value = {}
             for v in classes[a]:
-                ws = set(v.lower().split()) - shared
-                per_value[v] = np.asarray([w in ws for w in lower], dtype=bool)
+                ws = {norm(w) for w in v.lower().split()} - shared
+                per_value[v] = np.asarray([norm(w) in ws for w in lower], dtype=bool)
             self.words[a] = per_value
 
     def banned(self, attrs: Attributes) -> np.ndarray:

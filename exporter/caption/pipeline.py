@@ -12,6 +12,7 @@ from exporter import backbones
 from exporter.caption import export as caption_export
 from exporter.caption.train import CaptionConfig, train_captioner, type_hierarchy
 from exporter.features import DEFAULT_CACHE, extract_features
+from exporter.records import training_record
 from exporter.split import Split, default_sizes, split_products
 from vitrine.catalog import Catalog, load_catalog
 from vitrine.model_repo import CHECKPOINTS, ModelRepository, ModelVersion
@@ -33,14 +34,9 @@ def train_caption_checkpoint(
     """Train the captioner on the frozen backbone's cached features; save its checkpoint."""
     feats = extract_features(catalog, 0, 0, 64, cache_dir, quiet=quiet)
     result = train_captioner(catalog, feats, split, cfg, quiet=quiet)
-    training = {
-        "data_hash": catalog.fingerprint(),
-        "catalog": str(catalog.root),
-        "products": len(catalog.products),
-        "split": split_info,
-        "config": cfg.to_dict(),
-        "backbones": {"image": backbones.IMAGE_BACKBONE},
-    }
+    training = training_record(
+        catalog, split_info, cfg.to_dict(), {"image": backbones.IMAGE_BACKBONE}
+    )
     path = Path(models) / CHECKPOINTS / CAPTION_CHECKPOINT
     caption_export.save_checkpoint(path, result, training)
     log.info("captioner trained", extra={"metrics": result.metrics})
