@@ -18,7 +18,8 @@ it), indexed three ways:
 Queries are generated from the pool with relevance judged by attributes and ids: brand only
 ("Puma"), brand + type ("Puma Sports Shoes"), model-number fragments (a title token with letters
 and digits, "MW631"), attribute phrases ("Men Navy Blue Shirts"), full titles, titles with one
-typo (a character dropped or two swapped in one word). P@10 = relevant hits in the top 10 over
+typo (a character dropped or two swapped in one word), and paraphrases — an attribute phrase in
+everyday words ("dark blue running trainers for gents" for Men / Navy Blue / Sports Shoes). P@10 = relevant hits in the top 10 over
 min(10, relevant products); nDCG@10 with binary gains. Prints a table and, last, one JSON line.
 """
 
@@ -71,6 +72,37 @@ def typo(text: str, rng: np.random.Generator) -> str:
     return " ".join(ws)
 
 
+# Everyday words for catalog vocabulary (paraphrase queries: the words differ from the catalog's).
+GENDER_WORDS = {"Men": "gents", "Women": "ladies", "Boys": "boy's", "Girls": "girl's"}
+TYPE_WORDS = {
+    "Tshirts": "tee",
+    "Shirts": "button-down",
+    "Sports Shoes": "running trainers",
+    "Casual Shoes": "sneakers",
+    "Formal Shoes": "office shoes",
+    "Handbags": "purse",
+    "Watches": "wristwatch",
+    "Jeans": "denims",
+    "Track Pants": "joggers",
+    "Sunglasses": "shades",
+    "Flip Flops": "slippers",
+    "Sandals": "open footwear",
+    "Heels": "high heeled footwear",
+    "Kurtas": "ethnic tunic",
+    "Tops": "blouse",
+    "Backpacks": "rucksack",
+    "Wallets": "billfold",
+    "Belts": "waist belt",
+    "Socks": "hosiery",
+    "Briefs": "underpants",
+    "Sweatshirts": "hoodie",
+    "Caps": "baseball hat",
+    "Dresses": "frock",
+    "Shorts": "half pants",
+}
+COLOUR_WORDS = {"Navy Blue": "dark blue", "Grey": "gray", "Maroon": "burgundy", "Beige": "cream"}
+
+
 def query_set(products, rng) -> dict[str, list[tuple[str, set[int]]]]:
     by: dict[str, dict[tuple, set[int]]] = defaultdict(lambda: defaultdict(set))
     for i, p in enumerate(products):
@@ -105,6 +137,11 @@ def query_set(products, rng) -> dict[str, list[tuple[str, set[int]]]]:
     pick = rng.permutation(len(titles))[:300]
     out["title"] = [(first_title[titles[i][0][0]], titles[i][1]) for i in pick]
     out["title with a typo"] = [(typo(q, rng), rel) for q, rel in out["title"]]
+    out["paraphrase"] = []
+    for (g, c, t), rel in by["attribute phrase"].items():
+        if g in GENDER_WORDS and t in TYPE_WORDS and len(rel) >= 3:
+            colour = COLOUR_WORDS.get(c, c.lower() if c else "")
+            out["paraphrase"].append((f"{colour} {TYPE_WORDS[t]} for {GENDER_WORDS[g]}", rel))
     return out
 
 
