@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway clean help
+.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid clean help
 
 help:
 	@echo "make demo   - set up, build the towers on the demo catalog, run the services, ingest, query"
@@ -74,6 +74,21 @@ bench-index: $(STAMP) bench-peers
 
 bench-gateway: $(STAMP)
 	$(PY) benchmarks/gateway_bench.py --models $(MODELS) --catalog $(CATALOG)
+
+bench-rerank: $(STAMP)
+	$(PY) benchmarks/rerank_bench.py --models $(MODELS) --catalog $(CATALOG)
+
+bench-caption: $(STAMP)
+	$(PY) benchmarks/caption_bench.py --models $(MODELS) --catalog $(CATALOG)
+
+bench-cache: $(STAMP)
+	$(PY) benchmarks/embed_cache_bench.py --models $(MODELS) --catalog $(CATALOG)
+
+eval-captions: $(STAMP)
+	$(BIN)/vitrine eval-captions --models $(MODELS) --catalog $(CATALOG) --json
+
+eval-hybrid: $(STAMP)
+	$(PY) benchmarks/hybrid_eval.py --models $(MODELS) --catalog $(CATALOG)
 
 clean:
 	rm -rf $(VENV) .venv-peers .cache runs .pytest_cache .ruff_cache
