@@ -39,7 +39,7 @@ from exporter.rerank.train import (  # noqa: E402
     list_metrics,
     pool_lists,
 )
-from exporter.split import split_products  # noqa: E402
+from exporter.split import recorded_split  # noqa: E402
 from vitrine.catalog import load_catalog  # noqa: E402
 from vitrine.preprocess import TextTokenizer  # noqa: E402
 
@@ -73,8 +73,7 @@ def main() -> None:
     catalog = load_catalog(args.catalog)
     towers, training = load_checkpoint(args.models / CHECKPOINTS / "vitrine.pt")
     rerank, _ = load_rerank(args.models / CHECKPOINTS / RERANK_CHECKPOINT)
-    info = training["split"]
-    split = split_products(catalog.products, info["test_size"], info["val_size"], info["seed"])
+    split = recorded_split(catalog.products, training["split"])
     spec = towers.spec
     feats = extract_features(
         catalog, spec.text_tail, 0, spec.max_length, args.cache_dir, quiet=True

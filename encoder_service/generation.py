@@ -115,21 +115,18 @@ class StepLoop:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch, rows, prefixes = [], 0, []
+            batch, starts, rows, prefixes = [], [], 0, []
             for j in self._jobs:  # oldest first
                 live = [(s, s.prefixes()) for s in j.states if not s.done]
                 n = sum(len(p) for _, p in live)
                 if batch and rows + n > self.max_rows:
                     break
                 batch.append((j, live))
+                starts.append(rows)  # the job's first row in this step
                 rows += n
                 for _, ps in live:
                     prefixes += ps
             tokens, lengths = pad_prefixes(prefixes)
-            starts, offset = [], 0
-            for _, live in batch:
-                starts.append(offset)
-                offset += sum(len(p) for _, p in live)
             mem = np.concatenate(
                 [j.memory[[s.memory_row for s, ps in live for _ in ps]] for j, live in batch]
             )

@@ -24,7 +24,7 @@ from encoder_service.batcher import BatchStats, DynamicBatcher
 from encoder_service.config import EncoderConfig
 from encoder_service.generation import StepLoop
 from encoder_service.runtime import OnnxRunner, choose_providers
-from vitrine.captioning import ConsistencyMask
+from vitrine.captioning import ConsistencyMask, vocabulary
 from vitrine.model_repo import CaptionSpec, ModelRepository, ModelVersion, RerankSpec
 from vitrine.preprocess import (
     IMAGE_SIZE,
@@ -40,16 +40,6 @@ from vitrine.serving.errors import InvalidArgument, NotFound
 log = logging.getLogger("vitrine.encoder.models")
 BUCKET_MIN_BATCH = 16  # text batches at least this large may be split by length...
 BUCKET_MIN_WASTE = 0.3  # ...when at least this fraction of the padded tokens is padding
-
-
-def _vocabulary(version: ModelVersion) -> list[str]:
-    from tokenizers import Tokenizer
-
-    vocab = Tokenizer.from_file(str(version.tokenizer_path)).get_vocab()
-    words = [""] * len(vocab)
-    for w, i in vocab.items():
-        words[i] = w
-    return words
 
 
 @dataclass
@@ -107,7 +97,7 @@ class LoadedModel:
                 config.threads,
                 output="logprobs",
             )
-            self.words = _vocabulary(version)
+            self.words = vocabulary(version.tokenizer_path)
             self.consistency = ConsistencyMask(self.words, self.caption.attributes["classes"])
         self.payload_width = 0
         if self.modality == "image" and "payload" in self.manifest.outputs:

@@ -25,7 +25,7 @@ import numpy as np
 
 from exporter.evaluate_rerank import OnnxReranker, find_reranker, reranked_scores
 from exporter.metrics import precision_at_k, retrieval_metrics
-from exporter.split import split_products
+from exporter.split import recorded_split
 from exporter.texts import attribute_phrase
 from vitrine.catalog import Catalog
 from vitrine.model_repo import ModelRepository, ModelVersion
@@ -103,11 +103,7 @@ def find_pairs(repo: ModelRepository) -> list[tuple[ModelVersion, ModelVersion]]
 def pool_rows(catalog: Catalog, split: str, training: dict) -> list[int]:
     if split == "all":
         return list(range(len(catalog.products)))
-    s = training.get("split", {})
-    parts = split_products(
-        catalog.products, s.get("test_size"), s.get("val_size"), s.get("seed", 0)
-    )
-    return parts.part(split)
+    return recorded_split(catalog.products, training.get("split", {})).part(split)
 
 
 def attribute_queries(products) -> tuple[list[str], np.ndarray]:

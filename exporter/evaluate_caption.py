@@ -33,6 +33,7 @@ from vitrine.captioning import (
     detokenize,
     read_attributes,
     reconcile,
+    vocabulary,
 )
 from vitrine.catalog import Catalog
 from vitrine.model_repo import ModelRepository, ModelVersion
@@ -49,7 +50,6 @@ class OnnxCaptioner:
 
     def __init__(self, version: ModelVersion):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.version = version
         spec = version.manifest.caption
@@ -61,11 +61,7 @@ class OnnxCaptioner:
         self.decoder = ort.InferenceSession(
             str(version.decoder_path), providers=["CPUExecutionProvider"]
         )
-        tok = Tokenizer.from_file(str(version.tokenizer_path))
-        vocab = tok.get_vocab()
-        self.words = [""] * len(vocab)
-        for w, i in vocab.items():
-            self.words[i] = w
+        self.words = vocabulary(version.tokenizer_path)
         self.mask = ConsistencyMask(self.words, self.layout["classes"])
 
     def encode(self, pixels: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from exporter.onnx_export import publish_pair
 from exporter.records import training_record
 from exporter.rerank import export as rerank_export
 from exporter.rerank.train import RerankConfig, train_reranker
-from exporter.split import Split, default_sizes, split_products
+from exporter.split import Split, default_sizes, recorded_split, split_products
 from exporter.towers import TowerSpec, TrainableTowers, build_towers
 from exporter.train import TrainConfig, probe_config, train_towers
 from vitrine.catalog import Catalog, load_catalog
@@ -239,7 +239,7 @@ def retrain_reranker(
     ckpt = Path(models) / CHECKPOINTS / "vitrine.pt"
     towers, training = load_checkpoint(ckpt)
     info = training["split"]
-    split = split_products(catalog.products, info["test_size"], info["val_size"], info["seed"])
+    split = recorded_split(catalog.products, info)
     rerank_ckpt = train_rerank_checkpoint(
         catalog, models, towers, towers.spec, split, info, cfg, cache_dir, quiet
     )

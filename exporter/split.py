@@ -56,3 +56,11 @@ def split_products(
         else:
             train.extend(members)
     return Split(sorted(train), sorted(val), sorted(test))
+
+
+def recorded_split(products: list[Product], info: dict) -> Split:
+    """The split a training run recorded (its ``split`` entry: seed and sizes); sizes it does
+    not record take the defaults for ``products``."""
+    return split_products(
+        products, info.get("test_size"), info.get("val_size"), info.get("seed", 0)
+    )

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vitrine.serving.errors import InvalidArgument
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("[PAD]", "[BOS]", "[EOS]", "[UNK]")
@@ -32,8 +35,6 @@ class DecodeOptions:
     length_penalty: float = 0.6  # beam: score / length**penalty
 
     def validate(self, max_beam: int, max_tokens: int) -> None:
-        from vitrine.serving.errors import InvalidArgument
-
         if not 1 <= self.beam <= max_beam:
             raise InvalidArgument(f"beam: {self.beam}, must be in 1..{max_beam}")
         if not 1 <= self.max_tokens <= max_tokens:
@@ -256,6 +257,17 @@ def decode(step: StepFn, memory: np.ndarray, states: list[BeamState]) -> list[Hy
             n = len(s.live)
             s.advance(logprobs[start : start + n])
             start += n
+
+
+def vocabulary(tokenizer_json: str | Path) -> list[str]:
+    """A caption model's words by id, from its ``tokenizer.json``."""
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(tokenizer_json)).get_vocab()
+    words = [""] * len(vocab)
+    for w, i in vocab.items():
+        words[i] = w
+    return words
 
 
 def detokenize(tokens: Sequence[int], vocab: Sequence[str]) -> str:

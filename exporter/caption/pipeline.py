@@ -13,7 +13,7 @@ from exporter.caption import export as caption_export
 from exporter.caption.train import CaptionConfig, train_captioner, type_hierarchy
 from exporter.features import DEFAULT_CACHE, extract_features
 from exporter.records import training_record
-from exporter.split import Split, default_sizes, split_products
+from exporter.split import Split, default_sizes, recorded_split
 from vitrine.catalog import Catalog, load_catalog
 from vitrine.model_repo import CHECKPOINTS, ModelRepository, ModelVersion
 from vitrine.preprocess import load_image_file
@@ -55,8 +55,7 @@ def export_caption_checkpoint(
     pixels = np.stack([load_image_file(p.image_path) for p in catalog.products[:8]])
     hierarchy = None
     if catalog.fingerprint() == training.get("data_hash"):  # the catalog it was trained on
-        info = training["split"]
-        split = split_products(catalog.products, info["test_size"], info["val_size"], info["seed"])
+        split = recorded_split(catalog.products, training["split"])
         hierarchy = type_hierarchy([catalog.products[r] for r in split.train])
     return caption_export.export_captioner(
         ModelRepository(models), result, pixels, training, version, hierarchy=hierarchy
@@ -79,6 +78,6 @@ def retrain_captioner(
     else:
         t, v = default_sizes(len(catalog.products))
         info = {"seed": 0, "test_size": t, "val_size": v}
-    split = split_products(catalog.products, info["test_size"], info["val_size"], info["seed"])
+    split = recorded_split(catalog.products, info)
     ckpt = train_caption_checkpoint(catalog, models, split, info, cfg, cache_dir, quiet)
     return export_caption_checkpoint(ckpt, models, catalog)

@@ -21,7 +21,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from exporter.caption.model import CaptionModel
 from exporter.features import FeatureCache
 from exporter.rerank.labels import IGNORE, Vocab
-from exporter.rerank.train import image_inputs
+from exporter.rerank.train import attribute_loss, cosine_lr, image_inputs
 from exporter.split import Split
 from exporter.train import seed_everything
 from vitrine.captioning import BOS, EOS, PAD, SPECIAL_TOKENS
@@ -88,13 +88,6 @@ def title_tokens(tok: Tokenizer, titles: list[str], max_len: int) -> np.ndarray:
     return out
 
 
-def _lr(opt, total: int, warmup: int = 100):
-    return torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))),
-    )
-
-
 def caption_loss(model, fmap, pooled, tokens, labels, cfg: CaptionConfig):
     memory, logits = model.encode(fmap, pooled)
     lengths = (tokens != PAD).sum(1)
@@ -105,12 +98,7 @@ def caption_loss(model, fmap, pooled, tokens, labels, cfg: CaptionConfig):
         ignore_index=PAD,
         label_smoothing=cfg.label_smoothing,
     )
-    attr = [
-        F.cross_entropy(logits[a], y, ignore_index=IGNORE)
-        for a, y in labels.items()
-        if (y != IGNORE).any()
-    ]
-    return word, torch.stack(attr).mean()
+    return word, attribute_loss(logits, labels)
 
 
 def train_captioner(
@@ -159,7 +147,7 @@ def train_captioner(
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = _lr(opt, total)
+    sched = cosine_lr(opt, total, warmup=100)
     rng = np.random.default_rng(cfg.seed)
     step = 0
     with progress_bar(disable=quiet) as prog:

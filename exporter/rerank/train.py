@@ -89,11 +89,14 @@ def _labels_tensor(labels: dict[str, np.ndarray], idx) -> dict[str, torch.Tensor
     return {a: torch.from_numpy(labels[a][idx]) for a in ATTRIBUTES}
 
 
-def _attr_loss(logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> torch.Tensor:
+def attribute_loss(
+    logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy over the attributes of ``labels`` that have a label in the batch."""
     losses = [
-        F.cross_entropy(logits[a], labels[a], ignore_index=IGNORE, label_smoothing=0.1)
-        for a in ATTRIBUTES
-        if (labels[a] != IGNORE).any()
+        F.cross_entropy(logits[a], y, ignore_index=IGNORE, label_smoothing=label_smoothing)
+        for a, y in labels.items()
+        if (y != IGNORE).any()
     ]
     return torch.stack(losses).mean()
 
@@ -103,7 +106,8 @@ def _steps(epochs: int, per_epoch: int, cfg: RerankConfig) -> int:
     return min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
 
-def _cosine_lr(opt, total: int, warmup: int = 50):
+def cosine_lr(opt, total: int, warmup: int = 50):
+    """Linear warm-up over ``warmup`` steps times a cosine decay over all ``total`` steps."""
     return torch.optim.lr_scheduler.LambdaLR(
         opt,
         lambda s: (
@@ -127,7 +131,7 @@ def train_image_heads(
     rng = np.random.default_rng(cfg.seed)
     per_epoch = math.ceil(len(X) / 128)
     total = _steps(cfg.image_epochs, per_epoch, cfg)
-    sched = _cosine_lr(opt, total)
+    sched = cosine_lr(opt, total)
     task = prog.add_task("rerank: image heads", total=total, info="")
     step = 0
     while step < total:
@@ -137,7 +141,8 @@ def train_image_heads(
                 break
             attrs, tag_logits = heads.logits(X[idx])
             bce = F.binary_cross_entropy_with_logits(tag_logits, Y[idx], reduction="sum")
-            loss = _attr_loss(attrs, _labels_tensor(labels, idx)) + cfg.tag_weight * bce / len(idx)
+            y = _labels_tensor(labels, idx)
+            loss = attribute_loss(attrs, y, 0.1) + cfg.tag_weight * bce / len(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -160,7 +165,7 @@ def train_text_heads(
     rng = np.random.default_rng(cfg.seed + 1)
     per_epoch = math.ceil(len(ids_t) / 256)
     total = _steps(cfg.text_epochs, per_epoch, cfg)
-    sched = _cosine_lr(opt, total)
+    sched = cosine_lr(opt, total)
     task = prog.add_task("rerank: text heads", total=total, info="")
     step = 0
     while step < total:
