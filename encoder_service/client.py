@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vitrine.serving.client import AsyncClientBase, SyncClientBase
-from vitrine.tensors import from_tensor
+from vitrine.tensors import from_tensor, to_tensor
 from vitrine.v1 import encoder_pb2, encoder_pb2_grpc
 
 
@@ -102,6 +102,15 @@ def _rerank_request(
     )
 
 
+def _compose_request(model, image_vectors, text_vectors, version):
+    return encoder_pb2.ComposeRequest(
+        model=model,
+        version=version,
+        image_embeddings=to_tensor(np.atleast_2d(np.asarray(image_vectors, dtype=np.float32))),
+        text_embeddings=to_tensor(np.atleast_2d(np.asarray(text_vectors, dtype=np.float32))),
+    )
+
+
 def _rerank_result(r: encoder_pb2.RerankResponse) -> RerankResult:
     return RerankResult(r.model, r.version, list(r.scores), list(r.match_scores))
 
@@ -160,6 +169,19 @@ class EncoderClient(SyncClientBase):
             model, query_text, query_payload, candidates, text_weight, image_weight, version
         )
         return _rerank_result(self._call("Rerank", req, timeout))
+
+    def compose(
+        self,
+        model: str,
+        image_vectors: np.ndarray,
+        text_vectors: np.ndarray,
+        version: int = 0,
+        timeout: float | None = None,
+    ) -> EmbedResult:
+        r = self._call(
+            "Compose", _compose_request(model, image_vectors, text_vectors, version), timeout
+        )
+        return EmbedResult(r.model, r.version, from_tensor(r.embeddings, "embeddings"))
 
     def generate(
         self,
@@ -221,6 +243,18 @@ class AsyncEncoderClient(AsyncClientBase):
             model, query_text, query_payload, candidates, text_weight, image_weight, version
         )
         return _rerank_result(await self._call("Rerank", req, timeout))
+
+    async def compose(
+        self,
+        model: str,
+        image_vectors: np.ndarray,
+        text_vectors: np.ndarray,
+        version: int = 0,
+        timeout: float | None = None,
+    ) -> EmbedResult:
+        req = _compose_request(model, image_vectors, text_vectors, version)
+        r = await self._call("Compose", req, timeout)
+        return EmbedResult(r.model, r.version, from_tensor(r.embeddings, "embeddings"))
 
     async def generate(
         self,

@@ -147,6 +147,34 @@ class Encoder:
         blobs = [row.astype("<f2").tobytes() for row in payloads] if include_payloads else None
         return Embeddings(model.name, model.number, vectors, payloads=blobs)
 
+    async def compose(
+        self,
+        name: str,
+        version: int,
+        image_vectors: np.ndarray,
+        text_vectors: np.ndarray,
+        deadline: float | None = None,
+    ) -> Embeddings:
+        """Query vectors from photo and modifier-text embeddings (a composition model)."""
+        model = self._model(name, version, "compose")
+        for field, x in (("image_embeddings", image_vectors), ("text_embeddings", text_vectors)):
+            if x.ndim != 2 or x.shape[1] != model.dim:
+                raise InvalidArgument(f"{field}: shape {list(x.shape)}, expected [n, {model.dim}]")
+            if not np.isfinite(x).all():
+                raise InvalidArgument(f"{field}: contains NaN or Inf")
+        if len(image_vectors) != len(text_vectors):
+            raise InvalidArgument(
+                f"text_embeddings: {len(text_vectors)} rows, image_embeddings has "
+                f"{len(image_vectors)}"
+            )
+        self._check_batch(model, len(image_vectors), "image_embeddings")
+        parts = (
+            np.ascontiguousarray(image_vectors, dtype=np.float32),
+            np.ascontiguousarray(text_vectors, dtype=np.float32),
+        )
+        vectors = await model.batcher.submit(parts, len(image_vectors), deadline)
+        return Embeddings(model.name, model.number, vectors)
+
     async def rerank(
         self,
         name: str,

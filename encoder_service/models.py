@@ -207,6 +207,11 @@ class LoadedModel:
             return self._run_text(_concat_tokens(parts, self.tokenizer.pad_id))
         if self.modality == "rerank":
             return self.runner.run(concat_pairs(parts))
+        if self.modality == "compose":
+            images, texts = zip(*parts, strict=True)
+            return self.runner.run(
+                {"image_embedding": np.concatenate(images), "text_embedding": np.concatenate(texts)}
+            )
         pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return self.runner.run({self.image_input: pixels})
 

@@ -8,9 +8,10 @@ import grpc
 
 from encoder_service.core import Encoder
 from vitrine.rerank_pairs import Candidate
+from vitrine.serving.errors import InvalidArgument
 from vitrine.serving.grpc_app import rpc
 from vitrine.serving.metrics import RpcMetrics
-from vitrine.tensors import to_tensor
+from vitrine.tensors import from_tensor, to_tensor
 from vitrine.v1 import encoder_pb2, encoder_pb2_grpc
 
 _MODALITY = {
@@ -18,6 +19,7 @@ _MODALITY = {
     "image": encoder_pb2.MODALITY_IMAGE,
     "rerank": encoder_pb2.MODALITY_RERANK,
     "caption": encoder_pb2.MODALITY_CAPTION,
+    "compose": encoder_pb2.MODALITY_COMPOSE,
 }
 
 
@@ -76,6 +78,20 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             version=out.version,
             embeddings=to_tensor(out.vectors),
             payloads=out.payloads or [],
+        )
+
+    @rpc
+    async def Compose(self, request, context):
+        try:
+            images = from_tensor(request.image_embeddings, "image_embeddings")
+            texts = from_tensor(request.text_embeddings, "text_embeddings")
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        out = await self.encoder.compose(
+            request.model, request.version, images, texts, _deadline(context)
+        )
+        return encoder_pb2.ComposeResponse(
+            model=out.model, version=out.version, embeddings=to_tensor(out.vectors)
         )
 
     @rpc

@@ -2,7 +2,8 @@
 
 ``vitrine train`` builds every default model in one run: the towers (and the linear-probe
 baseline), then the reranker on top of the trained towers, then exports them — the image tower
-with the reranker's payload output, so the three share one version number.
+with the reranker's payload output, so the three share one version number — and last the query
+composer, trained on the exported towers' embeddings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import torch
 from exporter import backbones
 from exporter.caption.pipeline import export_caption_checkpoint, train_caption_checkpoint
 from exporter.caption.train import CaptionConfig
+from exporter.compose.export import COMPOSE_NAME
+from exporter.compose.pipeline import train_composer
+from exporter.compose.train import ComposeConfig
 from exporter.features import DEFAULT_CACHE, extract_features
 from exporter.onnx_export import publish_pair
 from exporter.records import training_record
@@ -45,6 +49,7 @@ class Trained:
     val_metrics: dict
     rerank: ModelVersion | None = None
     caption: ModelVersion | None = None
+    compose: ModelVersion | None = None
 
 
 def save_checkpoint(path: Path, model: TrainableTowers, cfg: TrainConfig, training: dict) -> Path:
@@ -162,9 +167,11 @@ def run_training(
     quiet: bool = False,
     rerank: RerankConfig | None = None,
     caption: CaptionConfig | None = None,
+    compose: ComposeConfig | None = None,
 ) -> list[Trained]:
     """Train the towers (+ probe), with ``rerank`` the reranker and with ``caption`` the
-    captioner; export them all (one version number for the main towers and their models)."""
+    captioner; export them all (one version number for the main towers and their models); with
+    ``compose`` then the query composer on the exported main towers."""
     d_test, d_val = default_sizes(len(catalog.products))
     split_info = {
         "seed": split_seed,
@@ -222,9 +229,20 @@ def run_training(
         c = None
         if caption is not None and prefix == "vitrine":
             c = export_caption_checkpoint(caption_ckpt, Path(models), catalog, t.manifest.version)
-        log.info("published", extra={"models": [m.manifest.name for m in (t, i, r, c) if m]})
-        out.append(Trained(prefix, ckpt, t, i, val_metrics, r, c))
+        q = None
+        if compose is not None and prefix == "vitrine":
+            q = train_composer(
+                catalog, models, compose, t, i, cache_dir, quiet, _free_version(models, t)
+            )
+        log.info("published", extra={"models": [m.manifest.name for m in (t, i, r, c, q) if m]})
+        out.append(Trained(prefix, ckpt, t, i, val_metrics, r, c, q))
     return out
+
+
+def _free_version(models: Path, towers: ModelVersion) -> int | None:
+    """The towers' version number for their composer, unless a composer already has it."""
+    v = towers.manifest.version
+    return None if v in ModelRepository(models).versions(COMPOSE_NAME) else v
 
 
 def retrain_reranker(

@@ -26,6 +26,18 @@ _RERANK_MODES = {
     False: gateway_pb2.RERANK_MODE_OFF,
 }
 
+_RETRIEVAL_MODES = {
+    None: gateway_pb2.RETRIEVAL_MODE_UNSPECIFIED,
+    "vector": gateway_pb2.RETRIEVAL_MODE_VECTOR,
+    "lexical": gateway_pb2.RETRIEVAL_MODE_LEXICAL,
+    "hybrid": gateway_pb2.RETRIEVAL_MODE_HYBRID,
+}
+_COMPOSE_MODES = {
+    None: gateway_pb2.COMPOSE_MODE_UNSPECIFIED,
+    "weighted": gateway_pb2.COMPOSE_MODE_WEIGHTED,
+    "model": gateway_pb2.COMPOSE_MODE_MODEL,
+}
+
 
 def _search_request(
     text,
@@ -40,6 +52,8 @@ def _search_request(
     rerank=None,
     rerank_candidates=0,
     describe_query=False,
+    retrieval_mode=None,
+    compose=None,
 ):
     return gateway_pb2.SearchRequest(
         text=text,
@@ -53,6 +67,8 @@ def _search_request(
         rerank=_RERANK_MODES[rerank],
         rerank_candidates=rerank_candidates,
         describe_query=describe_query,
+        retrieval_mode=_RETRIEVAL_MODES[retrieval_mode],
+        compose_mode=_COMPOSE_MODES[compose],
     )
 
 
@@ -74,8 +90,12 @@ class SearchClient(SyncClientBase):
         rerank: bool | None = None,
         rerank_candidates: int = 0,
         describe_query: bool = False,
+        retrieval_mode: str | None = None,
+        compose: str | None = None,
     ) -> gateway_pb2.SearchResponse:
-        """``rerank``: None = the server default, True/False = on/off."""
+        """``rerank``: None = the server default, True/False = on/off; ``retrieval_mode``:
+        None (the server default), "vector", "lexical" or "hybrid"; ``compose`` (photo + text):
+        None, "model" or "weighted"."""
         req = _search_request(
             text,
             image,
@@ -89,6 +109,8 @@ class SearchClient(SyncClientBase):
             rerank,
             rerank_candidates,
             describe_query,
+            retrieval_mode,
+            compose,
         )
         return self._call("Search", req, timeout)
 
@@ -138,8 +160,12 @@ class AsyncSearchClient(AsyncClientBase):
         rerank: bool | None = None,
         rerank_candidates: int = 0,
         describe_query: bool = False,
+        retrieval_mode: str | None = None,
+        compose: str | None = None,
     ) -> gateway_pb2.SearchResponse:
-        """``rerank``: None = the server default, True/False = on/off."""
+        """``rerank``: None = the server default, True/False = on/off; ``retrieval_mode``:
+        None (the server default), "vector", "lexical" or "hybrid"; ``compose`` (photo + text):
+        None, "model" or "weighted"."""
         req = _search_request(
             text,
             image,
@@ -153,6 +179,8 @@ class AsyncSearchClient(AsyncClientBase):
             rerank,
             rerank_candidates,
             describe_query,
+            retrieval_mode,
+            compose,
         )
         return await self._call("Search", req, timeout)
 

@@ -34,11 +34,25 @@ class GatewayConfig(ServerConfig):
     # Reranking (the "rerank" stage runs when this model is loaded in the encoder).
     rerank_model: str = "vitrine-rerank"  # empty: never rerank
     rerank_default: bool = True  # rerank requests that do not say
+    # ... except photo + text queries composed by the model: reranking them cost success@10 on
+    # the validation pool (benchmarks/compose_eval.py), so they are reranked only when asked.
+    rerank_composed: bool = False
     rerank_candidates: int = 50  # shortlist when neither request nor model says
     max_rerank_candidates: int = 200
     rerank_margin_ms: float = 3.0  # time kept for after the rerank stage (answer, transport)
     rerank_initial_cost_ms: float = 0.3  # per-candidate cost assumed until one is measured
     rerank_refresh_s: float = 30.0  # how long the answer "is a reranker loaded?" is reused
+    # Retrieval: the mode of text-only queries that do not say (vector, lexical or hybrid), the
+    # cosine's share in the hybrid blend (from low when the catalog's words cover the query to
+    # high when they cover none of it; see gateway.retrieval), and how many hits each list of a
+    # hybrid search fetches.
+    retrieval_default: str = "hybrid"
+    hybrid_vector_weight_low: float = 0.1
+    hybrid_vector_weight_high: float = 0.7
+    hybrid_depth: int = 50
+    # Photo + text queries: the composition model (used when loaded and the request does not ask
+    # for "weighted"); empty: always the weighted sum.
+    compose_model: str = "vitrine-compose"
     # Query-embedding cache (text queries): entries, and how long one lives (new model versions
     # replace cached vectors within this time). 0 entries: off.
     embed_cache_size: int = 10000
@@ -70,6 +84,13 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("ingest_batch/ingest_inflight/num_shards: must be >= 1")
         if self.embed_cache_size < 0 or self.embed_cache_ttl_s <= 0:
             raise ConfigError("embed_cache_size must be >= 0, embed_cache_ttl_s > 0")
+        if self.retrieval_default not in ("vector", "lexical", "hybrid"):
+            raise ConfigError("retrieval_default: one of vector, lexical, hybrid")
+        low, high = self.hybrid_vector_weight_low, self.hybrid_vector_weight_high
+        if not 0 <= low <= high <= 1 or self.hybrid_depth < 1:
+            raise ConfigError(
+                "hybrid_vector_weight_low/high: need 0 <= low <= high <= 1; hybrid_depth >= 1"
+            )
         if self.caption_beam < 0:
             raise ConfigError("caption_beam: must be >= 0")
         if not 1 <= self.rerank_candidates <= self.max_rerank_candidates:

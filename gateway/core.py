@@ -15,11 +15,13 @@ import grpc
 import numpy as np
 
 from encoder_service.client import AsyncEncoderClient
+from gateway.compose import Composer
 from gateway.config import GatewayConfig
 from gateway.embed_cache import EmbeddingCache
 from gateway.generate import Description, GenerateStage, Generator
 from gateway.pipeline import SearchContext, Stage, run_pipeline
 from gateway.rerank import RerankPlanner
+from gateway.retrieval import HYBRID, LEXICAL, MODES, VECTOR, lexical_text
 from gateway.stages import EncodeStage, RerankStage, SearchStage
 from index_service.attributes import Value
 from index_service.client import IndexFanout, SearchHit, _records
@@ -39,6 +41,9 @@ class Page:
     degraded: list[str] | None = None
     rerank_scores: list[float | None] | None = None  # per hit of this page
     description: Description | None = None  # the query photo's, with describe_query
+    mode: str = VECTOR  # the retrieval mode used
+    compose: str = ""  # how a photo + text query was composed ("model" | "weighted")
+    lexical_scores: dict[str, float] = field(default_factory=dict)  # BM25 by id
 
 
 @dataclass
@@ -73,6 +78,7 @@ class Gateway:
         self.encoder = AsyncEncoderClient(config.encoder, timeout=config.default_timeout_s)
         self.index = IndexFanout(config.index_endpoints, timeout=config.default_timeout_s)
         self.rerank = RerankPlanner(self.encoder, config)
+        self.composer = Composer(self.encoder, config)
         self.generator = Generator(self)
         self.embed_cache = EmbeddingCache(
             config.embed_cache_size,
@@ -114,6 +120,8 @@ class Gateway:
         rerank: bool | None = None,
         rerank_candidates: int = 0,
         describe_query: bool = False,
+        retrieval_mode: str | None = None,
+        compose: str | None = None,
     ) -> Page:
         cfg = self.config
         text = text.strip()
@@ -132,6 +140,18 @@ class Gateway:
             raise InvalidArgument(
                 f"rerank_candidates: {rerank_candidates} must be in 0..{cfg.max_rerank_candidates}"
             )
+        if retrieval_mode is not None and retrieval_mode not in MODES:
+            raise InvalidArgument(f"retrieval_mode: {retrieval_mode!r} is not one of {MODES}")
+        if retrieval_mode in (LEXICAL, HYBRID) and (image or not text):
+            raise InvalidArgument(f"retrieval_mode: {retrieval_mode} needs a text-only query")
+        mode = retrieval_mode or (cfg.retrieval_default if text and not image else VECTOR)
+        if compose not in (None, "model", "weighted"):
+            raise InvalidArgument(f"compose_mode: {compose!r} is not model or weighted")
+        if text and image:  # explicit weights ask for the weighted sum unless the model is asked
+            weighted = text_weight or image_weight or not cfg.compose_model
+            compose = compose or ("weighted" if weighted else "model")
+        else:
+            compose = ""
         if text_weight == 0 and image_weight == 0:
             text_weight, image_weight = cfg.text_weight, cfg.image_weight
         fingerprint = hashlib.sha256(
@@ -141,7 +161,7 @@ class Gateway:
                     hashlib.sha256(image).digest(),
                     f"{text_weight:.6f},{image_weight:.6f},{k}".encode(),
                     filter.SerializeToString(deterministic=True) if filter is not None else b"",
-                    f"{rerank},{rerank_candidates}".encode(),
+                    f"{rerank},{rerank_candidates},{mode},{compose}".encode(),
                 ]
             )
         ).hexdigest()[:16]
@@ -158,13 +178,18 @@ class Gateway:
             rerank_candidates=rerank_candidates,
             rerank_fixed=fixed,
             describe_query=describe_query,
+            mode=mode,
+            compose=compose,
         )
         observe = self.metrics.observe_stage if self.metrics is not None else None
         try:
             await run_pipeline(self.stages, ctx, observe)
         finally:
-            if ctx.description_task is not None and not ctx.description_task.done():
-                ctx.description_task.cancel()
+            for task in (ctx.description_task, ctx.lexical_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                elif task is not None and not task.cancelled():
+                    task.exception()  # retrieved: a failure the pipeline did not reach is dropped
         if self.metrics is not None and ctx.reranked:
             self.metrics.reranked.observe(ctx.reranked)
         size = page_size or k
@@ -186,6 +211,9 @@ class Gateway:
             ctx.degraded,
             scores,
             ctx.description,
+            ctx.mode,
+            ctx.compose,
+            ctx.lexical_scores,
         )
 
     async def describe(self, image: bytes, beam: int = 0, timeout: float | None = None):
@@ -265,6 +293,7 @@ class Gateway:
                 np.stack([out.vectors[i] for i in ready]),
                 [{**products[i].attributes, "title": products[i].title} for i in ready],
                 [out.payloads.get(i, b"") for i in ready],
+                [lexical_text(products[i].title, products[i].attributes) for i in ready],
             )
             try:
                 await self.index.upsert_records(

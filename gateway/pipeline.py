@@ -31,12 +31,18 @@ class SearchContext:
     rerank: bool | None = None  # None: the server default
     rerank_candidates: int = 0  # requested shortlist (0: default)
     rerank_fixed: int | None = None  # from a page token: rerank exactly this many (0: none)
+    mode: str = "vector"  # retrieval: vector | lexical | hybrid (gateway.retrieval)
+    compose: str = ""  # photo + text: "model" (asked or default) | "weighted"; "" otherwise
+    model_composed: bool = False  # planned for the composition model (rerank only if asked)
     query: np.ndarray | None = None
     query_payload: bytes = b""  # a photo query's payload, for the reranker
     rerank_n: int = 0  # candidates the rerank stage will reorder (planned by the search stage)
     reranked: int = 0  # candidates it did reorder
     hits: list[SearchHit] = field(default_factory=list)
     rerank_scores: list[float | None] | None = None  # per hit (None: not reranked)
+    lexical_scores: dict[str, float] = field(default_factory=dict)  # BM25 by id (lexical, hybrid)
+    lexical_task: asyncio.Task | None = None  # the lexical search, started with the encode stage
+    lexical_depth: int = 0  # hits it asked for
     describe_query: bool = False  # describe the query photo (the generate stage)
     description_task: asyncio.Task | None = None  # started by the encode stage
     description: Any = None  # gateway.generate.Description, once the generate stage has it

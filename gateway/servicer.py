@@ -7,6 +7,7 @@ import asyncio
 from gateway.core import Gateway, ItemResult, ProductIn
 from gateway.generate import Description
 from gateway.metrics import GatewayMetrics
+from gateway.retrieval import HYBRID, LEXICAL, VECTOR
 from index_service.attributes import attrs_from_pb, attrs_to_pb
 from vitrine.serving.errors import InvalidArgument
 from vitrine.serving.grpc_app import rpc
@@ -28,6 +29,27 @@ def _products(pbs, offset: int = 0) -> list[ProductIn]:
         ProductIn(p.id, p.title, attrs_from_pb(p.attributes, f"products[{offset + i}]"), p.image)
         for i, p in enumerate(pbs)
     ]
+
+
+_RETRIEVAL = {
+    gateway_pb2.RETRIEVAL_MODE_UNSPECIFIED: None,
+    gateway_pb2.RETRIEVAL_MODE_VECTOR: VECTOR,
+    gateway_pb2.RETRIEVAL_MODE_LEXICAL: LEXICAL,
+    gateway_pb2.RETRIEVAL_MODE_HYBRID: HYBRID,
+}
+_RETRIEVAL_PB = {v: k for k, v in _RETRIEVAL.items() if v}
+_COMPOSE = {
+    gateway_pb2.COMPOSE_MODE_UNSPECIFIED: None,
+    gateway_pb2.COMPOSE_MODE_WEIGHTED: "weighted",
+    gateway_pb2.COMPOSE_MODE_MODEL: "model",
+}
+_COMPOSE_PB = {v: k for k, v in _COMPOSE.items() if v}
+
+
+def _enum(table: dict, value: int, field: str):
+    if value not in table:
+        raise InvalidArgument(f"{field}: unknown value {value}")
+    return table[value]
 
 
 def _rerank_mode(mode: int) -> bool | None:
@@ -71,6 +93,8 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             rerank=_rerank_mode(request.rerank),
             rerank_candidates=request.rerank_candidates,
             describe_query=request.describe_query,
+            retrieval_mode=_enum(_RETRIEVAL, request.retrieval_mode, "retrieval_mode"),
+            compose=_enum(_COMPOSE, request.compose_mode, "compose_mode"),
         )
         if page.partial:
             self.gw_metrics.partial.inc()
@@ -81,6 +105,7 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
                     product_id=h.id,
                     score=h.score if rs is None else rs,
                     retrieval_score=h.score,
+                    lexical_score=page.lexical_scores.get(h.id, 0.0),
                     caption=str(h.attributes.get("title", "")),
                     attributes=attrs_to_pb(h.attributes) if request.include_attributes else None,
                 )
@@ -93,6 +118,8 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             reranked=page.reranked,
             degraded_stages=page.degraded or [],
             query_description=_description_pb(page.description) if page.description else None,
+            retrieval_mode=_RETRIEVAL_PB[page.mode],
+            compose_mode=_COMPOSE_PB.get(page.compose, 0),
         )
 
     @rpc

@@ -13,6 +13,7 @@ from encoder_service.client import Candidate
 from gateway.downstream import with_retries
 from gateway.pipeline import SearchContext
 from gateway.rerank import reorder
+from gateway.retrieval import HYBRID, LEXICAL, VECTOR, adaptive_weight, blend
 from vitrine.serving.errors import NotFound, VitrineError
 
 log = logging.getLogger("vitrine.gateway")
@@ -25,6 +26,8 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 def wants_rerank(gw, ctx: SearchContext) -> bool:
     if ctx.rerank_fixed is not None:
         return ctx.rerank_fixed > 0
+    if ctx.rerank is None and ctx.model_composed and not gw.config.rerank_composed:
+        return False  # the reranker pulls composed queries back toward the photo (compose_eval)
     on = gw.config.rerank_default if ctx.rerank is None else ctx.rerank
     return on and gw.rerank.target is not None
 
@@ -38,8 +41,16 @@ class EncodeStage:
     async def run(self, ctx: SearchContext) -> None:
         cfg, enc = self.gw.config, self.gw.encoder
         self.gw.generator.start_query_description(ctx)  # runs beside encode → search → rerank
+        if ctx.compose == "model":  # decided before the rerank plan, which depends on it
+            ctx.model_composed = await self.gw.composer.loaded() is not None
+            if not ctx.model_composed:
+                ctx.compose = "weighted"
         if ctx.rerank is not False and ctx.rerank_fixed != 0:
             await self.gw.rerank.refresh()
+        if ctx.mode in (LEXICAL, HYBRID):  # needs no vector: runs beside the encoder call
+            ctx.lexical_task = asyncio.create_task(lexical_search(self.gw, ctx))
+        if ctx.mode == LEXICAL:
+            return False  # nothing to encode
         parts = []
         if ctx.text:
 
@@ -70,11 +81,47 @@ class EncodeStage:
             vectors.append(results[-1].vectors[0])
             if results[-1].payloads:
                 ctx.query_payload = results[-1].payloads[0]
-        if len(vectors) == 2:  # composite: weighted sum of the two unit vectors, renormalised
-            query = ctx.text_weight * vectors[0] + ctx.image_weight * vectors[1]
+        if len(vectors) == 2:
+            query = None
+            if ctx.compose == "model":  # the composition model, if loaded (else weighted)
+                query = await self.gw.composer.compose(vectors[1], vectors[0], ctx)
+            if query is None:  # weighted sum of the two unit vectors, renormalised
+                ctx.compose = "weighted"
+                query = ctx.text_weight * vectors[0] + ctx.image_weight * vectors[1]
         else:
             query = vectors[0]
-        ctx.query = _normalise(query.astype(np.float32))
+        ctx.query = _normalise(np.asarray(query, dtype=np.float32))
+        return None
+
+
+def _rerank_ceiling(gw, ctx: SearchContext) -> int:
+    """The most candidates the rerank stage may ask for (before the deadline planning)."""
+    if ctx.rerank_fixed is not None:
+        return ctx.rerank_fixed
+    if not wants_rerank(gw, ctx):
+        return 0
+    wanted = ctx.rerank_candidates or gw.rerank.target.candidates or gw.config.rerank_candidates
+    return min(wanted, gw.config.max_rerank_candidates)
+
+
+async def lexical_search(gw, ctx: SearchContext):
+    """The lexical index's best matches of the query text, deep enough for any plan."""
+    cfg = gw.config
+    ceiling = _rerank_ceiling(gw, ctx)
+    depth = max(ctx.k, ceiling, cfg.hybrid_depth if ctx.mode == HYBRID else 0)
+    ctx.lexical_depth = depth
+    return await gw.index.search(
+        cfg.collection,
+        None,
+        text_queries=[ctx.text],
+        k=depth,
+        filter=ctx.filter,
+        include_attributes=True,
+        include_payloads=ceiling > 0,
+        timeout=ctx.remaining(),
+        allow_partial=cfg.allow_partial,
+        retries=cfg.retries,
+    )
 
 
 class SearchStage:
@@ -96,21 +143,38 @@ class SearchStage:
                 if ctx.rerank_n == 0:
                     ctx.degraded.append("rerank")  # no time left for it
         t0 = time.perf_counter()
-        res = await self.gw.index.search(
-            cfg.collection,
-            ctx.query[None],
-            k=max(ctx.k, ctx.rerank_n),
-            filter=ctx.filter,
-            include_attributes=True,
-            # Candidates' payloads when the reranker will read them (a text query scores them).
-            include_payloads=ctx.rerank_n > 0 and bool(ctx.text),
-            timeout=ctx.remaining(),
-            allow_partial=cfg.allow_partial,
-            retries=cfg.retries,
-        )
+        want = max(ctx.k, ctx.rerank_n)
+        results = []
+        if ctx.mode in (VECTOR, HYBRID):
+            results.append(
+                await self.gw.index.search(
+                    cfg.collection,
+                    ctx.query[None],
+                    k=max(want, cfg.hybrid_depth) if ctx.mode == HYBRID else want,
+                    filter=ctx.filter,
+                    include_attributes=True,
+                    # Candidates' payloads when the reranker will read them (text queries).
+                    include_payloads=ctx.rerank_n > 0 and bool(ctx.text),
+                    timeout=ctx.remaining(),
+                    allow_partial=cfg.allow_partial,
+                    retries=cfg.retries,
+                )
+            )
+        if ctx.lexical_task is not None:
+            results.append(await ctx.lexical_task)
         planner.observe_search(time.perf_counter() - t0)
-        ctx.hits = res.hits[0]
-        ctx.partial = ctx.partial or res.partial
+        ctx.partial = ctx.partial or any(r.partial for r in results)
+        if ctx.mode == VECTOR:
+            ctx.hits = results[0].hits[0]
+            return
+        lexical = results[-1].hits[0]
+        vector, weight = [], 0.0
+        if ctx.mode == HYBRID:
+            vector = results[0].hits[0]
+            low, high = cfg.hybrid_vector_weight_low, cfg.hybrid_vector_weight_high
+            weight = adaptive_weight(ctx.text, lexical, low, high)
+        fused = blend(vector, lexical, weight, ctx.lexical_depth, want)
+        ctx.hits, ctx.lexical_scores = fused.hits, fused.bm25
 
 
 class RerankStage:

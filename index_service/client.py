@@ -36,15 +36,16 @@ class SearchHit:
     payload: bytes = b""
 
 
-def _records(ids, vectors, attributes, payloads=None) -> list[index_pb2.Record]:
+def _records(ids, vectors, attributes, payloads=None, texts=None) -> list[index_pb2.Record]:
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise ValueError("vectors must be [len(ids), dim]")
     attributes = attributes or [{}] * len(ids)
     payloads = payloads or [b""] * len(ids)
+    texts = texts or [""] * len(ids)
     return [
-        index_pb2.Record(id=i, vector=v.tobytes(), attributes=attrs_to_pb(a), payload=p)
-        for i, v, a, p in zip(ids, vectors, attributes, payloads, strict=True)
+        index_pb2.Record(id=i, vector=v.tobytes(), attributes=attrs_to_pb(a), payload=p, text=t)
+        for i, v, a, p, t in zip(ids, vectors, attributes, payloads, texts, strict=True)
     ]
 
 
@@ -58,11 +59,15 @@ def _search_request(
     include_attributes,
     shards,
     include_payloads=False,
+    text_queries=(),
 ):
-    q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    """A vector search request, or (``text_queries`` given, ``queries`` None) a lexical one."""
     return index_pb2.IndexServiceSearchRequest(
         collection=collection,
-        queries=to_tensor(q),
+        queries=None
+        if queries is None
+        else to_tensor(np.atleast_2d(np.asarray(queries, dtype=np.float32))),
+        text_queries=list(text_queries),
         k=k,
         filter=filter,
         params=index_pb2.SearchParams(ef_search=ef_search, nprobe=nprobe),
@@ -121,10 +126,17 @@ class IndexClient(SyncClientBase):
         return self._call("DropCollection", index_pb2.DropCollectionRequest(name=name)).dropped
 
     def upsert(
-        self, collection: str, ids, vectors, attributes=None, timeout=None, payloads=None
+        self,
+        collection: str,
+        ids,
+        vectors,
+        attributes=None,
+        timeout=None,
+        payloads=None,
+        texts=None,
     ) -> int:
         req = index_pb2.UpsertRequest(
-            collection=collection, records=_records(ids, vectors, attributes, payloads)
+            collection=collection, records=_records(ids, vectors, attributes, payloads, texts)
         )
         return self._call("Upsert", req, timeout).upserted
 
@@ -181,6 +193,23 @@ class IndexClient(SyncClientBase):
             include_attributes,
             shards,
             include_payloads,
+        )
+        return _hits(self._call("Search", req, timeout))
+
+    def search_text(
+        self,
+        collection: str,
+        texts: Sequence[str],
+        k: int = 10,
+        filter: common_pb2.Filter | None = None,
+        include_attributes: bool = False,
+        shards: Sequence[int] = (),
+        timeout=None,
+        include_payloads: bool = False,
+    ) -> list[list[SearchHit]]:
+        """Lexical (BM25) search: one hit list per text, scores higher-is-better."""
+        req = _search_request(
+            collection, None, k, filter, 0, 0, include_attributes, shards, include_payloads, texts
         )
         return _hits(self._call("Search", req, timeout))
 
@@ -361,15 +390,26 @@ class IndexFanout:
         allow_partial: bool = True,
         retries: int = 0,
         include_payloads: bool = False,
+        text_queries: Sequence[str] = (),
     ) -> FanoutResult:
         """Search every endpoint concurrently and merge; UNAVAILABLE is retried ``retries`` times.
 
-        With ``allow_partial`` the answers of the endpoints that did reply are merged and the
-        result is flagged ``partial``; otherwise the first failure is raised.
+        ``text_queries`` (with ``queries`` None) makes it a lexical search (BM25, higher is
+        better). With ``allow_partial`` the answers of the endpoints that did reply are merged
+        and the result is flagged ``partial``; otherwise the first failure is raised.
         """
         await self._ensure(name)
         req = _search_request(
-            name, queries, k, filter, ef_search, nprobe, include_attributes, (), include_payloads
+            name,
+            queries,
+            k,
+            filter,
+            ef_search,
+            nprobe,
+            include_attributes,
+            (),
+            include_payloads,
+            text_queries,
         )
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
 
@@ -396,10 +436,10 @@ class IndexFanout:
         if failed and (not allow_partial or not good):
             first = next(a for a in answers if isinstance(a, BaseException))
             raise first
-        higher = self.metric[name] == "ip"
+        higher = self.metric[name] == "ip" or bool(text_queries)
         per_endpoint = [_hits(a) for a in good]
         merged = []
-        for q in range(req.queries.shape[0]):
+        for q in range(len(text_queries) or req.queries.shape[0]):
             pool = [h for hits in per_endpoint for h in hits[q]]
             pool.sort(key=(lambda h: (-h.score, h.id)) if higher else (lambda h: (h.score, h.id)))
             merged.append(pool[:k])

@@ -6,6 +6,7 @@ Directory layout (``<data_dir>/<name>/``)::
     wal-<first seq>.log             # write-ahead log files (see index_service.wal)
     snapshot-<seq>/shard-<i>.*      # state of every local shard as of WAL seq <seq>
     payloads/                       # per-record payloads (LMDB, see index_service.payloads)
+    texts/                          # per-record lexical texts (LMDB; see index_service.lexical)
 
 Writes: :meth:`Collection.upsert` / :meth:`Collection.delete` queue their WAL entries; one flusher
 task writes and fsyncs everything queued (group commit), applies it to the shards in WAL order, and
@@ -37,6 +38,7 @@ import numpy as np
 
 from index_service import devices
 from index_service.attributes import Value, attrs_from_pb
+from index_service.lexical import LexicalIndex, search_filtered
 from index_service.payloads import PayloadStore
 from index_service.shard import IP, L2, SearchOptions, Shard
 from index_service.wal import OP_DELETE, OP_UPSERT, Wal, fsync_dir, replay
@@ -105,8 +107,10 @@ class Collection:
         compact_ratio: float = 0.2,
         gpus: int = 0,
         max_payload_bytes: int = 64 * 1024,
+        max_text_chars: int = 16 * 1024,
     ) -> None:
         self.meta = meta
+        self.max_text_chars = max_text_chars
         self.dir = directory
         self.fsync = fsync
         self.max_payload_bytes = max_payload_bytes
@@ -126,6 +130,8 @@ class Collection:
             for s in self.meta.local_shards
         }
         self.payloads = PayloadStore(directory)
+        self.texts = PayloadStore(directory, "texts")
+        self.lexical: dict[int, LexicalIndex] = {s: LexicalIndex() for s in self.meta.local_shards}
         self.applied_seq = 0
         self.snapshot_seq = 0
         self.wal: Wal | None = None
@@ -171,6 +177,7 @@ class Collection:
             for s, shard in c.shards.items():
                 _load_shard(shard, path, s)
             c.applied_seq = c.snapshot_seq = seq
+        c._load_lexical()
         batch = []
         for entry in replay(directory, c.applied_seq):
             batch.append(entry)
@@ -205,6 +212,17 @@ class Collection:
             raise InvalidArgument(f"{where}.vector: contains NaN or Inf")
         return vec
 
+    def _load_lexical(self) -> None:
+        """Rebuild the lexical indexes from the text store (the WAL replay then updates them)."""
+        n = self.meta.num_shards
+        ops: dict[int, list] = {s: [] for s in self.lexical}
+        for rid, text in self.texts.items():
+            s = shard_of(rid, n)
+            if s in ops:
+                ops[s].append(("put", rid, text.decode("utf-8")))
+        for s, shard_ops in ops.items():
+            self.lexical[s].apply(shard_ops)
+
     def _check_payload(self, data: bytes, where: str) -> bytes:
         n, want = len(data), self.meta.payload_bytes
         if n and want and n != want:
@@ -221,7 +239,7 @@ class Collection:
         """Validate records (raising INVALID_ARGUMENT naming the item); returns WAL bodies."""
         if not records:
             raise InvalidArgument("records: empty")
-        ids, vecs, attrs, payloads = [], [], [], []
+        ids, vecs, attrs, payloads, texts = [], [], [], [], []
         for i, r in enumerate(records):
             where = f"records[{i}]"
             if not r.id:
@@ -237,9 +255,14 @@ class Collection:
             vecs.append(self._check_vector(r.vector, where))
             attrs.append(attrs_from_pb(r.attributes, where))
             payloads.append(self._check_payload(r.payload, where))
+            if len(r.text) > self.max_text_chars:
+                raise InvalidArgument(
+                    f"{where}.text: {len(r.text)} characters, more than {self.max_text_chars}"
+                )
+            texts.append(r.text)
             ids.append(r.id)
         bodies = [r.SerializeToString() for r in records]
-        return bodies, (ids, np.stack(vecs).astype(np.float32), attrs, payloads)
+        return bodies, (ids, np.stack(vecs).astype(np.float32), attrs, payloads, texts)
 
     async def upsert(self, records) -> int:
         bodies, decoded = self.prepare_upsert(records)
@@ -290,19 +313,34 @@ class Collection:
                 spans.append(es)
             self.wal.write(entries)  # durable from here
             self.group_sizes.append(len(group))
-            results, payload_ops = [], []
+            results, payload_ops, text_ops = [], [], []
             for op in group:
                 if op.op == OP_UPSERT:
-                    ids, vectors, attrs, payloads = op.apply
+                    ids, vectors, attrs, payloads, texts = op.apply
                     self._apply_upsert(ids, vectors, attrs)
                     payload_ops += [("put", i, p) for i, p in zip(ids, payloads, strict=True)]
+                    text_ops += [("put", i, t) for i, t in zip(ids, texts, strict=True)]
                     results.append(len(op.bodies))
                 else:
                     results.append(self._apply_delete(*op.apply))
                     payload_ops += [("del", i, b"") for i in op.apply[0]]
+                    text_ops += [("del", i, "") for i in op.apply[0]]
             self.payloads.apply(payload_ops)
+            self._apply_texts(text_ops)
             self.applied_seq = entries[-1].seq
             return results
+
+    def _apply_texts(self, ops: list[tuple[str, str, str]]) -> None:
+        """Lexical texts: into the text store (durable with snapshots) and the shards' indexes."""
+        if not ops:
+            return
+        self.texts.apply([(op, rid, text.encode("utf-8")) for op, rid, text in ops])
+        by_shard: dict[int, list] = {}
+        for op in ops:
+            by_shard.setdefault(shard_of(op[1], self.meta.num_shards), []).append(op)
+        for s, shard_ops in by_shard.items():
+            if s in self.lexical:
+                self.lexical[s].apply(shard_ops)
 
     def _local_rows(self, ids) -> dict[int, list[int]]:
         """Row numbers of ``ids`` by local shard (ids of other shards are left out)."""
@@ -325,7 +363,7 @@ class Collection:
 
     def _apply_entries(self, entries) -> None:
         """Replay WAL entries (recovery), in order; runs of upserts are applied as one batch."""
-        ids, vecs, attrs, payload_ops = [], [], [], []
+        ids, vecs, attrs, payload_ops, text_ops = [], [], [], [], []
 
         def flush() -> None:
             if ids:
@@ -342,14 +380,17 @@ class Collection:
                     vecs.append(np.frombuffer(r.vector, dtype="<f4").astype(np.float32))
                     attrs.append(attrs_from_pb(r.attributes, "wal"))
                     payload_ops.append(("put", r.id, r.payload))
+                    text_ops.append(("put", r.id, r.text))
             elif e.op == OP_DELETE:
                 flush()
                 rid = e.body.decode()
                 self._apply_delete([rid])
                 payload_ops.append(("del", rid, b""))
+                text_ops.append(("del", rid, ""))
             self.applied_seq = e.seq
         flush()
         self.payloads.apply(payload_ops)
+        self._apply_texts(text_ops)
 
     def _schedule_rebuild(self, shard: Shard) -> None:
         self._background.submit(shard.compact)
@@ -379,6 +420,7 @@ class Collection:
                 shutil.rmtree(old, ignore_errors=True)
         self.snapshot_seq = seq
         self.payloads.sync()  # payloads written up to seq are durable before their WAL goes
+        self.texts.sync()
         self.wal.drop_through(seq)
         log.info(
             "snapshot written",
@@ -405,8 +447,29 @@ class Collection:
         scores, labels, st = self.shards[s].search(queries, k, flt, opts)
         return scores, [[st.ids[x] for x in row] for row in labels], labels, st
 
+    def search_lexical_shard(self, s: int, texts: list[str], k: int, flt):
+        """Per query: the shard's top-k lexical hits ``[(bm25, id, label)]`` passing ``flt``."""
+        shard, lexical = self.shards[s], self.lexical[s]
+        with shard.lock.read():
+            st = shard.state
+            n = st.n
+            mask = None
+            if flt is not None and flt.WhichOneof("expr") is not None:
+                mask = st.attr_index.mask(flt, n)
+            live, label_of = st.live, st.label_of
+
+        def label(rid: str) -> int | None:
+            x = label_of.get(rid)
+            ok = x is not None and x < n and live[x] and (mask is None or mask[x])
+            return x if ok else None
+
+        return [search_filtered(lexical, text, k, label, max(n, 1)) for text in texts], st
+
     def count(self) -> int:
         return sum(s.count() for s in self.shards.values())
+
+    def lexical_count(self) -> int:
+        return sum(x.count() for x in self.lexical.values())
 
     def info(self) -> index_pb2.CollectionInfo:
         return index_pb2.CollectionInfo(
@@ -442,6 +505,7 @@ class Collection:
         if self.wal:
             self.wal.close()
         self.payloads.close()
+        self.texts.close()
 
 
 # -- shard (de)serialisation ----------------------------------------------------------------------------------

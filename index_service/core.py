@@ -177,27 +177,76 @@ class IndexStore:
                     for s in targets
                 )
             )
-        higher = c.meta.metric == IP
-        results = []
-        for q in range(len(queries)):
-            per_shard = [
+        per_query = [
+            [
                 [
                     (sc, rid, (st, label))
                     for sc, rid, label in zip(scores[q], ids[q], labels[q], strict=True)
                 ]
                 for scores, ids, labels, st in parts
             ]
-            merged = merge_topk(per_shard, k, higher)
-            results.append(
-                [
-                    Hit(rid, float(sc), st.attrs[label] if include_attributes else None)
-                    for sc, rid, (st, label) in merged
-                ]
-            )
+            for q in range(len(queries))
+        ]
+        return await self._merge(
+            c, per_query, k, c.meta.metric == IP, include_attributes, include_payloads
+        )
+
+    async def _merge(
+        self, c: Collection, per_query, k: int, higher: bool, include_attributes, include_payloads
+    ) -> list[list[Hit]]:
+        """Per query, merge the shards' ``(score, id, (state, label))`` lists into the top-k."""
+        results = [
+            [
+                Hit(rid, float(sc), st.attrs[label] if include_attributes else None)
+                for sc, rid, (st, label) in merge_topk(per_shard, k, higher)
+            ]
+            for per_shard in per_query
+        ]
         if include_payloads:  # only the merged top-k: read from the disk store, off the loop
             ids = [h.id for hits in results for h in hits]
+            loop = asyncio.get_running_loop()
             blobs = iter(await loop.run_in_executor(self._search_pool, c.get_payloads, ids))
             for hits in results:
                 for h in hits:
                     h.payload = next(blobs)
         return results
+
+    async def search_lexical(
+        self,
+        name: str,
+        texts: list[str],
+        k: int,
+        flt=None,
+        shards: list[int] | None = None,
+        include_attributes: bool = False,
+        include_payloads: bool = False,
+    ) -> tuple[list[list[Hit]], list[int]]:
+        """BM25 search of the shards' lexical indexes (see :mod:`index_service.lexical`)."""
+        c = self.get(name)
+        if not 1 <= k <= self.config.max_k:
+            raise InvalidArgument(f"k: {k} must be in 1..{self.config.max_k}")
+        if len(texts) > self.config.max_queries:
+            raise InvalidArgument(f"text_queries: more than {self.config.max_queries}")
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise InvalidArgument(f"text_queries[{i}]: empty")
+            if len(t) > 1024:
+                raise InvalidArgument(f"text_queries[{i}]: longer than 1024 characters")
+        targets = shards or c.meta.local_shards
+        missing = [s for s in targets if s not in c.shards]
+        if missing:
+            raise InvalidArgument(f"shards: {missing} not held by this process")
+        loop = asyncio.get_running_loop()
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._search_pool, c.search_lexical_shard, s, texts, k, flt)
+                for s in targets
+            )
+        )
+        per_query = [
+            [[(sc, rid, (st, label)) for sc, rid, label in hits[q]] for hits, st in parts]
+            for q in range(len(texts))
+        ]
+        return await self._merge(c, per_query, k, True, include_attributes, include_payloads), list(
+            targets
+        )

@@ -14,14 +14,14 @@ class IndexMetrics:
         self.search_time = Histogram(
             "vitrine_index_search_duration_seconds",
             "Search time inside the service (all shards, merge included).",
-            ["collection"],
+            ["collection", "mode"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.queries = Counter(
             "vitrine_index_queries_total",
-            "Query vectors searched.",
-            ["collection"],
+            "Queries searched (vectors or lexical texts).",
+            ["collection", "mode"],
             registry=registry,
         )
         self.search_batch = Histogram(
@@ -73,6 +73,12 @@ class IndexMetrics:
             ["collection"],
             registry=registry,
         )
+        self.lexical_documents = Gauge(
+            "vitrine_index_lexical_documents",
+            "Records of the local shards in the lexical (full-text) index.",
+            ["collection"],
+            registry=registry,
+        )
         self.rebuilds = Gauge(
             "vitrine_index_rebuilds",
             "Background rebuilds (compaction/training) completed since start.",
@@ -91,11 +97,13 @@ class IndexMetrics:
         self.memory.labels(name).set(sum(s.memory_bytes() for s in shards))
         self.recovery.labels(name).set(collection.recovery_seconds)
         self.rebuilds.labels(name).set(sum(s.compactions for s in shards))
+        self.lexical_documents.labels(name).set(collection.lexical_count())
         sizes, collection.group_sizes = collection.group_sizes, []
         for n in sizes:
             self.commit_group.labels(name).observe(n)
 
     def forget(self, name: str) -> None:
-        for metric in (self.records, self.tombstones, self.memory, self.recovery, self.rebuilds):
+        gauges = (self.records, self.tombstones, self.memory, self.recovery, self.rebuilds)
+        for metric in (*gauges, self.lexical_documents):
             with contextlib.suppress(KeyError):
                 metric.remove(name)

@@ -18,7 +18,7 @@ snapshot forces LMDB's meta page to disk before the WAL it covers is deleted.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import lmdb
@@ -28,10 +28,13 @@ MAP_SIZE = 1 << 40  # address space reserved for the memory map (the file grows 
 
 
 class PayloadStore:
-    """Payload bytes by record id; thread-safe (LMDB: one writer, concurrent readers)."""
+    """Payload bytes by record id; thread-safe (LMDB: one writer, concurrent readers).
 
-    def __init__(self, collection_dir: Path):
-        self.path = Path(collection_dir) / DIRNAME
+    The same store keeps the records' lexical texts, in their own directory (``texts/``).
+    """
+
+    def __init__(self, collection_dir: Path, dirname: str = DIRNAME):
+        self.path = Path(collection_dir) / dirname
         self.path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(
             str(self.path),
@@ -62,6 +65,12 @@ class PayloadStore:
         """Payloads of ``ids`` in order (``b""`` for ids without one)."""
         with self.env.begin(buffers=False) as txn:
             return [txn.get(rid.encode("utf-8")) or b"" for rid in ids]
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """Every (id, bytes) stored, in key order."""
+        with self.env.begin(buffers=False) as txn:
+            for key, value in txn.cursor():
+                yield key.decode("utf-8"), value
 
     def sync(self) -> None:
         """Force everything committed so far (meta page included) to disk."""

@@ -84,6 +84,8 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
         found = c.get(list(request.ids))
         present = [rid for rid in request.ids if rid in found] if request.include_payloads else []
         payloads = dict(zip(present, c.get_payloads(present), strict=True))
+        kept = [rid for rid in request.ids if rid in found]
+        texts = dict(zip(kept, c.texts.get_many(kept), strict=True))
         records, missing = [], []
         for rid in request.ids:
             if rid in found:
@@ -94,6 +96,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
                         vector=vec.astype("<f4").tobytes() if request.include_vectors else b"",
                         attributes=attrs_to_pb(attrs),
                         payload=payloads.get(rid, b""),
+                        text=texts[rid].decode("utf-8"),
                     )
                 )
             else:
@@ -130,35 +133,52 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             snapshot_seq=c.snapshot_seq,
             payloads=payload_stats["entries"],
             payload_disk_bytes=payload_stats["disk_bytes"],
+            lexical_documents=c.lexical_count(),
         )
 
     @rpc
     async def Search(self, request, context):
         t0 = time.perf_counter()
         c = self.store.get(request.collection)
-        try:
-            queries = from_tensor(request.queries, "queries")
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from exc
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if request.params.ef_search < 0 or request.params.nprobe < 0:
-            raise InvalidArgument("params: ef_search and nprobe must be >= 0")
-        opts = SearchOptions(
-            ef_search=request.params.ef_search,
-            nprobe=request.params.nprobe,
-            exact_max=self.store.config.exact_max,
-        )
-        results, searched = await self.store.search(
-            c.meta.name,
-            queries,
-            request.k,
-            request.filter if request.HasField("filter") else None,
-            opts,
-            list(request.shards),
-            request.include_attributes,
-            request.include_payloads,
-        )
+        flt = request.filter if request.HasField("filter") else None
+        if request.text_queries:
+            if request.HasField("queries") and request.queries.data:
+                raise InvalidArgument("queries, text_queries: set one of them, not both")
+            results, searched = await self.store.search_lexical(
+                c.meta.name,
+                list(request.text_queries),
+                request.k,
+                flt,
+                list(request.shards),
+                request.include_attributes,
+                request.include_payloads,
+            )
+            mode = "lexical"
+        else:
+            try:
+                queries = from_tensor(request.queries, "queries")
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from exc
+            if queries.ndim == 1:
+                queries = queries.reshape(1, -1)
+            if request.params.ef_search < 0 or request.params.nprobe < 0:
+                raise InvalidArgument("params: ef_search and nprobe must be >= 0")
+            opts = SearchOptions(
+                ef_search=request.params.ef_search,
+                nprobe=request.params.nprobe,
+                exact_max=self.store.config.exact_max,
+            )
+            results, searched = await self.store.search(
+                c.meta.name,
+                queries,
+                request.k,
+                flt,
+                opts,
+                list(request.shards),
+                request.include_attributes,
+                request.include_payloads,
+            )
+            mode = "vector"
         resp = index_pb2.IndexServiceSearchResponse(
             results=[
                 index_pb2.QueryResult(
@@ -176,6 +196,6 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             ],
             shards_searched=searched,
         )
-        self.index_metrics.search_time.labels(c.meta.name).observe(time.perf_counter() - t0)
-        self.index_metrics.queries.labels(c.meta.name).inc(len(queries))
+        self.index_metrics.search_time.labels(c.meta.name, mode).observe(time.perf_counter() - t0)
+        self.index_metrics.queries.labels(c.meta.name, mode).inc(len(results))
         return resp

@@ -172,6 +172,7 @@ def test_expected_rpcs_present() -> None:
         "UnloadModel",
         "Rerank",
         "Generate",
+        "Compose",
     }
     assert rpcs(index_pb2, "IndexService") == {
         "CreateCollection",

@@ -60,5 +60,13 @@ def test_stack_ingest_and_search_commands(tmp_path, demo_catalog):
         assert 0 < len(body["results"]) <= 4
         assert all(r["attributes"]["gender"]["string_value"] == gender for r in body["results"])
         assert body["stages_run"][:2] == ["encode", "search"] and body["timings"]
+        assert body["retrieval_mode"] == "RETRIEVAL_MODE_HYBRID"  # the default for text
+        assert all("lexical_score" in r and "retrieval_score" in r for r in body["results"])
+        args = ["search", "shirt", "--mode", "lexical", "--json", "--gateway", stack.gateway]
+        body = json.loads(runner.invoke(app, args).stdout)
+        assert body["retrieval_mode"] == "RETRIEVAL_MODE_LEXICAL"
+        assert body["stages_run"][0] == "search"
+        res = runner.invoke(app, ["search", "shirt", "--mode", "fuzzy", "--gateway", stack.gateway])
+        assert res.exit_code != 0 and "--mode" in res.output
         procs = [s.proc for s in stack.services]
     assert all(p.poll() == 0 for p in procs)  # SIGTERM: every process drained and exited 0

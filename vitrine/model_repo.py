@@ -9,7 +9,9 @@ Layout (Triton-like)::
 Model kinds (``modality``): ``text`` and ``image`` towers (one L2-normalised ``embedding``
 output), ``rerank`` (an image-text matching model scoring query/candidate pairs; see
 :class:`RerankSpec`) and ``caption`` (photo → attributes + title: an image-encoder graph in
-``model.onnx`` and a decoder-step graph beside it; see :class:`CaptionSpec`).
+``model.onnx`` and a decoder-step graph beside it; see :class:`CaptionSpec`) and ``compose``
+(a query composer: a reference photo's image embedding + a modifier text's embedding → one
+L2-normalised query ``embedding`` in the image tower's space; see :class:`ComposeSpec`).
 
 ``version`` is a positive integer directory name. A version directory counts as published only
 once its ``manifest.json`` exists; the exporter writes the ONNX file and assets first and the
@@ -31,7 +33,7 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CHECKPOINTS = ".checkpoints"  # training checkpoints inside a repository (not served)
 FORMAT_VERSION = 2
-MODALITIES = ("text", "image", "rerank", "caption")
+MODALITIES = ("text", "image", "rerank", "caption", "compose")
 EMBEDDING_MODALITIES = ("text", "image")
 
 
@@ -41,7 +43,7 @@ class Manifest:
 
     name: str
     version: int
-    modality: str  # "text" | "image" (towers) | "rerank"
+    modality: str  # "text" | "image" (towers) | "rerank" | "caption" | "compose"
     embedding_dim: int  # towers: the embedding width; 0 for models that do not embed
     inputs: dict[str, dict[str, Any]]  # input name -> {"dtype": ..., "shape": [...]}
     output: str = "embedding"
@@ -57,6 +59,7 @@ class Manifest:
     pair: str | None = None  # the tower trained jointly with this one (same embedding space)
     rerank: dict[str, Any] | None = None  # rerank models: see RerankSpec
     caption: dict[str, Any] | None = None  # caption models: see CaptionSpec
+    compose: dict[str, Any] | None = None  # query composers: see ComposeSpec
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> None:
@@ -80,6 +83,14 @@ class Manifest:
             if not self.rerank:
                 raise ValueError("a rerank model needs a rerank entry")
             RerankSpec.from_dict(self.rerank)
+        if self.modality == "compose":
+            if not self.compose:
+                raise ValueError("a compose model needs a compose entry")
+            spec = ComposeSpec.from_dict(self.compose)
+            if self.embedding_dim != spec.dim:
+                raise ValueError(
+                    f"compose.dim {spec.dim} is not the embedding_dim {self.embedding_dim}"
+                )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -153,6 +164,35 @@ class CaptionSpec:
         for name, (start, end) in spec.attributes.get("spans", {}).items():
             if end - start != len(spec.attributes["classes"][name]):
                 raise ValueError(f"caption.attributes: span of {name} does not match its classes")
+        return spec
+
+
+@dataclass(frozen=True)
+class ComposeSpec:
+    """A query composer's ``compose`` manifest entry: the towers whose embeddings it reads.
+
+    Its inputs are the ``image_embedding`` of the reference photo (from ``image_model``) and the
+    ``text_embedding`` of the modifier text (from ``text_model``); its output is searched against
+    the index of ``image_model``'s embeddings.
+    """
+
+    text_model: str  # "name/version" of the text tower that embeds the modifier
+    image_model: str  # "name/version" of the image tower (reference photo and gallery)
+    dim: int  # width of both inputs and of the output
+    attributes: list[str] = field(default_factory=list)  # the changes it was trained on
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ComposeSpec:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"compose: unknown fields {sorted(unknown)}")
+        spec = cls(**data)
+        for ref in (spec.text_model, spec.image_model):
+            name, _, version = str(ref).partition("/")
+            if not name or not version.isdigit():
+                raise ValueError(f"compose: {ref!r} is not name/version")
+        if int(spec.dim) < 1:
+            raise ValueError("compose.dim must be positive")
         return spec
 
 

@@ -1,10 +1,11 @@
 """``make demo``: train the models (if needed), evaluate them, then run the whole system.
 
-The towers, the reranker and the captioner are trained on the catalog and evaluated (retrieval,
-then top-50 reranked; titles against the nearest-neighbour and template baselines). The services
-start as local processes (encoder, two index processes, gateway), the catalog is ingested through
-the gateway, and text, photo, composite and filtered queries are answered by the running services
-(text and photo queries with rerank off and on, side by side); the captioner describes two
+The towers, the reranker, the captioner and the query composer are trained on the catalog and
+evaluated (retrieval, then top-50 reranked; titles against the nearest-neighbour and template
+baselines). The services start as local processes (encoder, two index processes, gateway), the
+catalog is ingested through the gateway, and text, photo, brand, model-number, composed and
+filtered queries are answered by the running services (side by side: rerank off and on, vector
+and hybrid retrieval, the weighted sum and the composition model); the captioner describes two
 photos, and everything shuts down.
 """
 
@@ -32,6 +33,8 @@ def run_demo(
 ) -> None:
     from exporter.caption.export import CAPTION_NAME
     from exporter.caption.train import CaptionConfig
+    from exporter.compose.export import COMPOSE_NAME
+    from exporter.compose.train import ComposeConfig
     from exporter.evaluate import DEFAULT_PAIR, evaluate
     from exporter.evaluate_caption import evaluate_captions
     from exporter.pipeline import run_training
@@ -43,7 +46,8 @@ def run_demo(
     catalog = load_catalog(catalog_dir)
     repo = ModelRepository(models)
     console.rule(f"Vitrine demo — {len(catalog)} products from {catalog.root}")
-    if retrain or not {*DEFAULT_PAIR, RERANK_NAME, CAPTION_NAME} <= set(repo.model_names()):
+    wanted = {*DEFAULT_PAIR, RERANK_NAME, CAPTION_NAME, COMPOSE_NAME}
+    if retrain or not wanted <= set(repo.model_names()):
         # Small catalog: smaller batches give the heads enough steps.
         run_training(
             catalog,
@@ -51,12 +55,51 @@ def run_demo(
             TrainConfig(epochs=epochs, batch_size=64),
             rerank=RerankConfig(),
             caption=CaptionConfig(epochs=60, batch_size=32),
+            compose=ComposeConfig(),
         )
     report = evaluate(models, catalog, "test", rerank=RERANK_CANDIDATES)
     print_eval_report(report, console)
     print_caption_report(evaluate_captions(models, catalog, "test"), console)
 
     run_services_demo(catalog, models, console)
+
+
+def brand_query(catalog) -> str:
+    """The catalog's most common brand, as a shopper types it ("puma shoes")."""
+    from collections import Counter
+
+    shoes = [p for p in catalog.products if p.attributes.get("masterCategory") == "Footwear"]
+    brands = Counter(p.title.split()[0] for p in shoes or catalog.products if p.title.split())
+    return f"{brands.most_common(1)[0][0].lower()} shoes"
+
+
+def model_number_query(catalog) -> str:
+    """A fragment of a model number from some title ("MTP-1191A"), or "" if none has one."""
+    import re
+
+    numbers = [
+        tok.split("(")[0]
+        for p in catalog.products
+        for tok in p.title.split()
+        if re.search(r"\d", tok) and re.search(r"[A-Za-z]", tok)
+    ]
+    longest = max(numbers, key=len, default="")
+    return longest[:-3] if len(longest) >= 8 else ""
+
+
+def composed_query(catalog):
+    """A product and a colour it is not in, where the catalog has its type in that colour."""
+    from collections import Counter
+
+    have = Counter(
+        (p.attributes.get("articleType"), p.attributes.get("baseColour")) for p in catalog.products
+    )
+    for p in catalog.products[len(catalog.products) // 3 :]:
+        kind, own = p.attributes.get("articleType"), p.attributes.get("baseColour")
+        for colour in ("Red", "Blue", "Black", "White", "Green"):
+            if colour != own and have[(kind, colour)] >= 3:
+                return p, colour
+    return catalog.products[0], "Red"
 
 
 def held_out_photos(catalog, models: Path, n: int):
@@ -107,11 +150,28 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
                 client.search(image=photo, k=5),
                 console,
             )
-            print_search(
-                "composite: that photo + 'but in red' (text 0.3, image 0.7)",
-                client.search(text="red", image=photo, k=5, text_weight=0.3, image_weight=0.7),
+            ref, colour = composed_query(catalog)
+            ref_photo = ref.image_path.read_bytes()
+            print_side_by_side(
+                f"composed: photo of {ref.title!r} ({ref.id}) + 'in {colour.lower()}'",
+                client.search(
+                    text=f"in {colour.lower()}", image=ref_photo, k=5, compose="weighted"
+                ),
+                client.search(text=f"in {colour.lower()}", image=ref_photo, k=5),
                 console,
+                labels=("weighted sum (before)", "composition model"),
             )
+            brand = brand_query(catalog)
+            print_side_by_side(
+                f"brand: {brand!r}",
+                client.search(text=brand, k=5, retrieval_mode="vector"),
+                client.search(text=brand, k=5),
+                console,
+                labels=("vector retrieval (before)", "hybrid retrieval (default)"),
+            )
+            number = model_number_query(catalog)
+            if number:
+                print_search(f"model number: {number!r}", client.search(text=number, k=3), console)
             flt = ["gender=Women", "masterCategory=Footwear"]
             print_search(
                 f"filtered: 'casual shoes' where {' and '.join(flt)}",

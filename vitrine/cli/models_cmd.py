@@ -1,4 +1,4 @@
-"""Model commands: train, train-reranker, eval, export, export-clip, demo."""
+"""Model commands: train, train-reranker, train-composer, eval, export, export-clip, demo."""
 
 from __future__ import annotations
 
@@ -104,14 +104,19 @@ def train(
         bool, typer.Option(help="Also train the reranker (and the image tower's payload).")
     ] = True,
     caption: Annotated[bool, typer.Option(help="Also train the captioner.")] = True,
+    composer: Annotated[
+        bool, typer.Option(help="Also train the query composer (photo + modifier text).")
+    ] = True,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Train every default model (towers, reranker, captioner) and export them.
+    """Train every default model (towers, reranker, captioner, composer) and export them.
 
     The text and image towers are trained CLIP-style on the catalog, then the reranker on top of
     them and the captioner; all are published to the model repository with one version number.
+    Last, the query composer is trained on the exported towers' embeddings.
     """
     from exporter.caption.train import CaptionConfig
+    from exporter.compose.train import ComposeConfig
     from exporter.pipeline import run_training
     from exporter.rerank.train import RerankConfig
     from exporter.towers import TowerSpec
@@ -145,10 +150,11 @@ def train(
         quiet=quiet,
         rerank=rerank_cfg,
         caption=CaptionConfig(max_steps=max_steps) if caption else None,
+        compose=ComposeConfig(max_steps=max_steps) if composer else None,
     ):
         names = [
             f"{m.manifest.name}/{m.manifest.version}"
-            for m in (r.text, r.image, r.rerank, r.caption)
+            for m in (r.text, r.image, r.rerank, r.caption, r.compose)
             if m
         ]
         typer.echo(
@@ -242,6 +248,29 @@ def train_reranker_cmd(
 
     cfg = RerankConfig(candidates=candidates, max_steps=max_steps)
     _echo_published(*retrain_reranker(load_catalog(catalog), models, cfg, quiet=quiet))
+
+
+@app.command("train-composer")
+def train_composer_cmd(
+    catalog: CatalogOpt = None,
+    models: ModelsOpt = DEFAULT_MODELS,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (smoke tests).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train the query composer (reference photo + modifier text → query) for the repository's
+    latest towers and publish its next version.
+
+    Uses the split recorded by the towers; the photo embeddings are cached under .cache/.
+    """
+    from exporter.compose.pipeline import train_composer
+    from exporter.compose.train import ComposeConfig
+    from vitrine.catalog import load_catalog
+
+    cfg = ComposeConfig(epochs=epochs, max_steps=max_steps)
+    _echo_published(train_composer(load_catalog(catalog), models, cfg, quiet=quiet))
 
 
 @app.command("export-clip")

@@ -13,7 +13,7 @@ from gateway.client import SearchClient, product
 from vitrine.catalog import Catalog
 from vitrine.filters import all_of, between, eq, is_in, not_
 from vitrine.progress import progress_bar
-from vitrine.v1 import common_pb2
+from vitrine.v1 import common_pb2, gateway_pb2
 
 _CMP = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(!=|>=|<=|=|<|>|\bin\b)\s*(.+?)\s*$")
 
@@ -85,15 +85,29 @@ def print_failures(resp, console: Console) -> None:
     console.print(t)
 
 
+def modes(resp) -> str:
+    """ "hybrid retrieval", "vector retrieval, composed by the model", ..."""
+    retrieval = gateway_pb2.RetrievalMode.Name(resp.retrieval_mode)
+    out = retrieval.removeprefix("RETRIEVAL_MODE_").lower() + " retrieval"
+    if resp.compose_mode:
+        compose = gateway_pb2.ComposeMode.Name(resp.compose_mode).removeprefix("COMPOSE_MODE_")
+        out += ", composed by " + ("the model" if compose == "MODEL" else "the weighted sum")
+    return out
+
+
 def _timings(resp) -> str:
     return ", ".join(f"{x.stage} {x.seconds * 1000:.1f} ms" for x in resp.timings)
 
 
-def print_side_by_side(title: str, before, after, console: Console) -> None:
-    """The same query in retrieval order and reranked: top results next to each other."""
+def print_side_by_side(
+    title: str, before, after, console: Console, labels: tuple[str, str] | None = None
+) -> None:
+    """The same query two ways (default: retrieval order and reranked), top results side by
+    side."""
+    first, second = labels or ("retrieval order", f"reranked (top {after.reranked})")
     t = Table(title=title)
     t.add_column("#", justify="right")
-    for col in ("retrieval order", "score", f"reranked (top {after.reranked})", "score"):
+    for col in (first, "score", second, "score"):
         t.add_column(col, justify="right" if col == "score" else "left")
     for i in range(max(len(before.results), len(after.results))):
         cells = [str(i + 1)]
@@ -105,13 +119,13 @@ def print_side_by_side(title: str, before, after, console: Console) -> None:
                 cells += ["", ""]
         t.add_row(*cells)
     console.print(t)
-    console.print(f"[dim]retrieval: {_timings(before)}[/dim]")
-    degraded = (
-        f"  [red]degraded: {', '.join(after.degraded_stages)}[/red]"
-        if after.degraded_stages
-        else ""
-    )
-    console.print(f"[dim]reranked:  {_timings(after)}[/dim]{degraded}")
+    for label, resp in ((first, before), (second, after)):
+        degraded = (
+            f"  [red]degraded: {', '.join(resp.degraded_stages)}[/red]"
+            if resp.degraded_stages
+            else ""
+        )
+        console.print(f"[dim]{label}: {modes(resp)}; {_timings(resp)}[/dim]{degraded}")
 
 
 def print_description(title: str, d, console: Console) -> None:
@@ -149,4 +163,4 @@ def print_search(title: str, resp, console: Console) -> None:
     if resp.HasField("query_description"):
         console.print(f"looks like: [bold]{resp.query_description.title}[/bold]")
     extra = f", reranked {resp.reranked}" if resp.reranked else ""
-    console.print(f"[dim]stages: {_timings(resp)}{extra}[/dim]")
+    console.print(f"[dim]{modes(resp)}; stages: {_timings(resp)}{extra}[/dim]")

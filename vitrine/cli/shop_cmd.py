@@ -100,6 +100,17 @@ def search(
     describe: Annotated[
         bool, typer.Option(help="Also say what the query photo shows (caption model).")
     ] = False,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="Retrieval: vector, lexical or hybrid (default: the server's; hybrid for text).",
+        ),
+    ] = None,
+    compose: Annotated[
+        str | None,
+        typer.Option(help="Photo + text: model (the composition model) or weighted."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the response as one JSON object (scripts).")
     ] = False,
@@ -115,6 +126,10 @@ def search(
         flt = parse_filter(filter_ or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if mode not in (None, "vector", "lexical", "hybrid"):
+        raise typer.BadParameter("--mode: vector, lexical or hybrid")
+    if compose not in (None, "model", "weighted"):
+        raise typer.BadParameter("--compose: model or weighted")
     with SearchClient(gateway) as client:
         resp = client.search(
             text=text,
@@ -126,13 +141,18 @@ def search(
             rerank=rerank,
             rerank_candidates=rerank_candidates,
             describe_query=describe,
+            retrieval_mode=mode,
+            compose=compose,
         )
     if as_json:
         import json
 
         from google.protobuf.json_format import MessageToDict
 
-        typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True)))
+        as_dict = MessageToDict(
+            resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        typer.echo(json.dumps(as_dict))
         return
     what = " + ".join(
         x for x in (repr(text) if text else "", f"photo {image.name}" if image else "") if x

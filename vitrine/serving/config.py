@@ -38,6 +38,7 @@ class ServerConfig:
     max_message_mb: int = 64  # largest gRPC message accepted or sent
     log_level: str = "info"
     log_format: str = "json"
+    event_loop: str = "uvloop"  # uvloop (libuv, faster per call) or asyncio (the standard loop)
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -48,6 +49,8 @@ class ServerConfig:
             raise ConfigError("grace_s: must be >= 0")
         if self.max_message_mb < 1:
             raise ConfigError("max_message_mb: must be >= 1")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError("event_loop: must be 'uvloop' or 'asyncio'")
         if self.log_format not in ("json", "text"):
             raise ConfigError("log_format: must be 'json' or 'text'")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -273,4 +273,9 @@ class ServiceServer:
         from vitrine.logs import configure_logging
 
         configure_logging(config.log_level, config.log_format)
-        asyncio.run(cls(config).run(ready_file))
+        if config.event_loop == "uvloop":  # ~0.05-0.1 ms less per RPC round trip (gateway_bench)
+            import uvloop
+
+            uvloop.run(cls(config).run(ready_file))
+        else:
+            asyncio.run(cls(config).run(ready_file))

@@ -15,11 +15,35 @@ class Modality(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODALITY_IMAGE: _ClassVar[Modality]
     MODALITY_RERANK: _ClassVar[Modality]
     MODALITY_CAPTION: _ClassVar[Modality]
+    MODALITY_COMPOSE: _ClassVar[Modality]
 MODALITY_UNSPECIFIED: Modality
 MODALITY_TEXT: Modality
 MODALITY_IMAGE: Modality
 MODALITY_RERANK: Modality
 MODALITY_CAPTION: Modality
+MODALITY_COMPOSE: Modality
+
+class ComposeRequest(_message.Message):
+    __slots__ = ("model", "version", "image_embeddings", "text_embeddings")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    image_embeddings: _common_pb2.Tensor
+    text_embeddings: _common_pb2.Tensor
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., image_embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., text_embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
+
+class ComposeResponse(_message.Message):
+    __slots__ = ("model", "version", "embeddings")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    embeddings: _common_pb2.Tensor
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class EmbedTextRequest(_message.Message):
     __slots__ = ("model", "version", "texts")

@@ -70,6 +70,11 @@ class EncoderServiceStub:
                 request_serializer=vitrine_dot_v1_dot_encoder__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=vitrine_dot_v1_dot_encoder__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.Compose = channel.unary_unary(
+                '/vitrine.v1.EncoderService/Compose',
+                request_serializer=vitrine_dot_v1_dot_encoder__pb2.ComposeRequest.SerializeToString,
+                response_deserializer=vitrine_dot_v1_dot_encoder__pb2.ComposeResponse.FromString,
+                _registered_method=True)
 
 
 class EncoderServiceServicer:
@@ -125,6 +130,14 @@ class EncoderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Compose(self, request, context):
+        """Composes query vectors from a reference photo's embedding and a modifier
+        text's embedding ("this, but in red") with a composition model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EncoderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +175,11 @@ def add_EncoderServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=vitrine_dot_v1_dot_encoder__pb2.GenerateRequest.FromString,
                     response_serializer=vitrine_dot_v1_dot_encoder__pb2.GenerateResponse.SerializeToString,
+            ),
+            'Compose': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compose,
+                    request_deserializer=vitrine_dot_v1_dot_encoder__pb2.ComposeRequest.FromString,
+                    response_serializer=vitrine_dot_v1_dot_encoder__pb2.ComposeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +372,33 @@ class EncoderService:
             '/vitrine.v1.EncoderService/Generate',
             vitrine_dot_v1_dot_encoder__pb2.GenerateRequest.SerializeToString,
             vitrine_dot_v1_dot_encoder__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compose(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vitrine.v1.EncoderService/Compose',
+            vitrine_dot_v1_dot_encoder__pb2.ComposeRequest.SerializeToString,
+            vitrine_dot_v1_dot_encoder__pb2.ComposeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,9 +13,29 @@ class RerankMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RERANK_MODE_UNSPECIFIED: _ClassVar[RerankMode]
     RERANK_MODE_ON: _ClassVar[RerankMode]
     RERANK_MODE_OFF: _ClassVar[RerankMode]
+
+class RetrievalMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RETRIEVAL_MODE_UNSPECIFIED: _ClassVar[RetrievalMode]
+    RETRIEVAL_MODE_VECTOR: _ClassVar[RetrievalMode]
+    RETRIEVAL_MODE_LEXICAL: _ClassVar[RetrievalMode]
+    RETRIEVAL_MODE_HYBRID: _ClassVar[RetrievalMode]
+
+class ComposeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMPOSE_MODE_UNSPECIFIED: _ClassVar[ComposeMode]
+    COMPOSE_MODE_WEIGHTED: _ClassVar[ComposeMode]
+    COMPOSE_MODE_MODEL: _ClassVar[ComposeMode]
 RERANK_MODE_UNSPECIFIED: RerankMode
 RERANK_MODE_ON: RerankMode
 RERANK_MODE_OFF: RerankMode
+RETRIEVAL_MODE_UNSPECIFIED: RetrievalMode
+RETRIEVAL_MODE_VECTOR: RetrievalMode
+RETRIEVAL_MODE_LEXICAL: RetrievalMode
+RETRIEVAL_MODE_HYBRID: RetrievalMode
+COMPOSE_MODE_UNSPECIFIED: ComposeMode
+COMPOSE_MODE_WEIGHTED: ComposeMode
+COMPOSE_MODE_MODEL: ComposeMode
 
 class CompositeWeights(_message.Message):
     __slots__ = ("text_weight", "image_weight")
@@ -26,7 +46,7 @@ class CompositeWeights(_message.Message):
     def __init__(self, text_weight: _Optional[float] = ..., image_weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("text", "image", "weights", "filter", "k", "page_size", "page_token", "include_attributes", "rerank", "rerank_candidates", "describe_query")
+    __slots__ = ("text", "image", "weights", "filter", "k", "page_size", "page_token", "include_attributes", "rerank", "rerank_candidates", "describe_query", "retrieval_mode", "compose_mode")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +58,8 @@ class SearchRequest(_message.Message):
     RERANK_FIELD_NUMBER: _ClassVar[int]
     RERANK_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     DESCRIBE_QUERY_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_MODE_FIELD_NUMBER: _ClassVar[int]
+    COMPOSE_MODE_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     weights: CompositeWeights
@@ -49,10 +71,12 @@ class SearchRequest(_message.Message):
     rerank: RerankMode
     rerank_candidates: int
     describe_query: bool
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., weights: _Optional[_Union[CompositeWeights, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., k: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., rerank: _Optional[_Union[RerankMode, str]] = ..., rerank_candidates: _Optional[int] = ..., describe_query: _Optional[bool] = ...) -> None: ...
+    retrieval_mode: RetrievalMode
+    compose_mode: ComposeMode
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., weights: _Optional[_Union[CompositeWeights, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., k: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., rerank: _Optional[_Union[RerankMode, str]] = ..., rerank_candidates: _Optional[int] = ..., describe_query: _Optional[bool] = ..., retrieval_mode: _Optional[_Union[RetrievalMode, str]] = ..., compose_mode: _Optional[_Union[ComposeMode, str]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("product_id", "score", "attributes", "caption", "retrieval_score")
+    __slots__ = ("product_id", "score", "attributes", "caption", "retrieval_score", "lexical_score")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -65,12 +89,14 @@ class Result(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     score: float
     attributes: _containers.MessageMap[str, _common_pb2.AttributeValue]
     caption: str
     retrieval_score: float
-    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., caption: _Optional[str] = ..., retrieval_score: _Optional[float] = ...) -> None: ...
+    lexical_score: float
+    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., caption: _Optional[str] = ..., retrieval_score: _Optional[float] = ..., lexical_score: _Optional[float] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "seconds")
@@ -81,7 +107,7 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "next_page_token", "partial", "stages_run", "timings", "reranked", "degraded_stages", "query_description")
+    __slots__ = ("results", "next_page_token", "partial", "stages_run", "timings", "reranked", "degraded_stages", "query_description", "retrieval_mode", "compose_mode")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +116,8 @@ class SearchResponse(_message.Message):
     RERANKED_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_STAGES_FIELD_NUMBER: _ClassVar[int]
     QUERY_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_MODE_FIELD_NUMBER: _ClassVar[int]
+    COMPOSE_MODE_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[Result]
     next_page_token: str
     partial: bool
@@ -98,7 +126,9 @@ class SearchResponse(_message.Message):
     reranked: int
     degraded_stages: _containers.RepeatedScalarFieldContainer[str]
     query_description: Description
-    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., partial: _Optional[bool] = ..., stages_run: _Optional[_Iterable[str]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., reranked: _Optional[int] = ..., degraded_stages: _Optional[_Iterable[str]] = ..., query_description: _Optional[_Union[Description, _Mapping]] = ...) -> None: ...
+    retrieval_mode: RetrievalMode
+    compose_mode: ComposeMode
+    def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., partial: _Optional[bool] = ..., stages_run: _Optional[_Iterable[str]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., reranked: _Optional[int] = ..., degraded_stages: _Optional[_Iterable[str]] = ..., query_description: _Optional[_Union[Description, _Mapping]] = ..., retrieval_mode: _Optional[_Union[RetrievalMode, str]] = ..., compose_mode: _Optional[_Union[ComposeMode, str]] = ...) -> None: ...
 
 class Description(_message.Message):
     __slots__ = ("title", "attributes", "model")

@@ -96,7 +96,7 @@ class DropCollectionResponse(_message.Message):
     def __init__(self, dropped: _Optional[bool] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("id", "vector", "attributes", "payload")
+    __slots__ = ("id", "vector", "attributes", "payload", "text")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -108,11 +108,13 @@ class Record(_message.Message):
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: bytes
     attributes: _containers.MessageMap[str, _common_pb2.AttributeValue]
     payload: bytes
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., payload: _Optional[bytes] = ...) -> None: ...
+    text: str
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, _common_pb2.AttributeValue]] = ..., payload: _Optional[bytes] = ..., text: _Optional[str] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("collection", "records")
@@ -197,7 +199,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("collection", "shards", "total_vectors", "total_memory_bytes", "recovery_seconds", "replayed_entries", "snapshot_seq", "payloads", "payload_disk_bytes")
+    __slots__ = ("collection", "shards", "total_vectors", "total_memory_bytes", "recovery_seconds", "replayed_entries", "snapshot_seq", "payloads", "payload_disk_bytes", "lexical_documents")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_VECTORS_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +209,7 @@ class GetStatsResponse(_message.Message):
     SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
     PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardStats]
     total_vectors: int
@@ -216,7 +219,8 @@ class GetStatsResponse(_message.Message):
     snapshot_seq: int
     payloads: int
     payload_disk_bytes: int
-    def __init__(self, collection: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., total_vectors: _Optional[int] = ..., total_memory_bytes: _Optional[int] = ..., recovery_seconds: _Optional[float] = ..., replayed_entries: _Optional[int] = ..., snapshot_seq: _Optional[int] = ..., payloads: _Optional[int] = ..., payload_disk_bytes: _Optional[int] = ...) -> None: ...
+    lexical_documents: int
+    def __init__(self, collection: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStats, _Mapping]]] = ..., total_vectors: _Optional[int] = ..., total_memory_bytes: _Optional[int] = ..., recovery_seconds: _Optional[float] = ..., replayed_entries: _Optional[int] = ..., snapshot_seq: _Optional[int] = ..., payloads: _Optional[int] = ..., payload_disk_bytes: _Optional[int] = ..., lexical_documents: _Optional[int] = ...) -> None: ...
 
 class SearchParams(_message.Message):
     __slots__ = ("ef_search", "nprobe")
@@ -227,7 +231,7 @@ class SearchParams(_message.Message):
     def __init__(self, ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
 
 class IndexServiceSearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "filter", "params", "include_attributes", "shards", "include_payloads")
+    __slots__ = ("collection", "queries", "k", "filter", "params", "include_attributes", "shards", "include_payloads", "text_queries")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +240,7 @@ class IndexServiceSearchRequest(_message.Message):
     INCLUDE_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_QUERIES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _common_pb2.Tensor
     k: int
@@ -244,7 +249,8 @@ class IndexServiceSearchRequest(_message.Message):
     include_attributes: bool
     shards: _containers.RepeatedScalarFieldContainer[int]
     include_payloads: bool
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., include_attributes: _Optional[bool] = ..., shards: _Optional[_Iterable[int]] = ..., include_payloads: _Optional[bool] = ...) -> None: ...
+    text_queries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., include_attributes: _Optional[bool] = ..., shards: _Optional[_Iterable[int]] = ..., include_payloads: _Optional[bool] = ..., text_queries: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "score", "attributes", "payload")

@@ -1,0 +1,70 @@
+"""The gateway's view of the composition model ("this photo, but in red").
+
+A photo + text query is composed by the encoder's ``Compose`` RPC when the configured
+composition model is loaded there (asked with ``GetModelInfo``, the answer reused for
+``rerank_refresh_s`` and dropped when a call says the model is gone); otherwise, or when the
+request asks for it, by the weighted sum of the two unit vectors. A failing Compose call degrades
+to the weighted sum and says so in ``degraded_stages`` ("compose").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+
+import numpy as np
+
+from vitrine.serving.errors import NotFound, VitrineError
+
+log = logging.getLogger("vitrine.gateway")
+
+
+class Composer:
+    def __init__(self, encoder, config):
+        self.encoder = encoder
+        self.config = config
+        self.version: int | None = None  # the loaded composition model's latest version
+        self._checked = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def loaded(self) -> int | None:
+        """The composition model's version if the encoder has it loaded (cached answer)."""
+        if not self.config.compose_model:
+            return None
+        if time.monotonic() - self._checked < self.config.rerank_refresh_s:
+            return self.version
+        async with self._lock:
+            if time.monotonic() - self._checked < self.config.rerank_refresh_s:
+                return self.version
+            try:
+                infos = await self.encoder.model_info(self.config.compose_model)
+                self.version = max(i.version for i in infos) if infos else None
+            except NotFound:
+                self.version = None
+            except VitrineError:
+                pass  # encoder briefly unreachable: keep the last answer
+            self._checked = time.monotonic()
+            return self.version
+
+    async def compose(self, image_vector, text_vector, ctx) -> np.ndarray | None:
+        """The composed query vector, or None (then the caller uses the weighted sum)."""
+        version = await self.loaded()
+        if version is None:
+            return None
+        try:
+            res = await self.encoder.compose(
+                self.config.compose_model,
+                image_vector[None],
+                text_vector[None],
+                version=version,
+                timeout=ctx.remaining(),
+            )
+        except VitrineError as exc:
+            if isinstance(exc, NotFound):
+                self.version, self._checked = None, -math.inf
+            log.warning("compose degraded", extra={"code": exc.code.name, "error": exc.message})
+            ctx.degraded.append("compose")
+            return None
+        return res.vectors[0]
