@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from exporter.evaluate import OnnxTower, pool_rows  # noqa: E402
 from exporter.rerank.labels import brand_of  # noqa: E402
+from gateway.config import GatewayConfig  # noqa: E402
 from gateway.retrieval import adaptive_weight, blend, lexical_text  # noqa: E402
 from index_service.client import SearchHit  # noqa: E402
 from index_service.collection import shard_of  # noqa: E402
@@ -174,7 +175,12 @@ def main() -> None:
     ap.add_argument("--catalog", type=Path, required=True)
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--shards", type=int, default=4, help="lexical shards (as the index service)")
-    ap.add_argument("--depth", type=int, default=50, help="hits per list (gateway hybrid_depth)")
+    ap.add_argument(
+        "--depth",
+        type=int,
+        default=GatewayConfig().hybrid_depth,
+        help="hits per list (default: the gateway's hybrid_depth)",
+    )
     args = ap.parse_args()
 
     catalog = load_catalog(args.catalog)

@@ -49,7 +49,7 @@ class GatewayConfig(ServerConfig):
     retrieval_default: str = "hybrid"
     hybrid_vector_weight_low: float = 0.1
     hybrid_vector_weight_high: float = 0.7
-    hybrid_depth: int = 50
+    hybrid_depth: int = 30
     # Photo + text queries: the composition model (used when loaded and the request does not ask
     # for "weighted"); empty: always the weighted sum.
     compose_model: str = "vitrine-compose"

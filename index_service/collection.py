@@ -463,7 +463,9 @@ class Collection:
             ok = x is not None and x < n and live[x] and (mask is None or mask[x])
             return x if ok else None
 
-        return [search_filtered(lexical, text, k, label, max(n, 1)) for text in texts], st
+        return [
+            search_filtered(lexical, text, k, label, max(n, 1), mask is not None) for text in texts
+        ], st
 
     def count(self) -> int:
         return sum(s.count() for s in self.shards.values())

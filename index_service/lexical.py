@@ -107,15 +107,21 @@ class LexicalIndex:
 
 
 def search_filtered(
-    index: LexicalIndex, text: str, k: int, label_of: Callable[[str], int | None], total: int
+    index: LexicalIndex,
+    text: str,
+    k: int,
+    label_of: Callable[[str], int | None],
+    total: int,
+    filtered: bool = True,
 ) -> list[tuple[float, str, int]]:
     """Top ``k`` hits ``(score, id, label)`` of ``text`` whose id ``label_of`` maps to a label
     (it answers None for ids the filter or a delete excludes).
 
-    Asks tantivy for a few times ``k`` and, while too few pass, for more (up to ``total``
-    documents, everything the index holds).
+    Asks tantivy for ``k`` (``filtered``: a few times ``k``) and, while too few pass, for four
+    times more (up to ``total`` documents, everything the index holds). Deletes leave the
+    tantivy index with the write, so without a filter the first ``k`` nearly always pass.
     """
-    limit = max(4 * k, 64)
+    limit = max(4 * k, 64) if filtered else k
     while True:
         hits = index.search(text, limit)
         kept = []
