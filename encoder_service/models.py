@@ -266,6 +266,12 @@ class LoadedModel:
                 "payload_bytes": self.rerank.payload_bytes,
                 "candidates": self.rerank.candidates,
             },
+            "compose": {
+                "text_model": self.manifest.compose["text_model"],
+                "image_model": self.manifest.compose["image_model"],
+            }
+            if self.modality == "compose"
+            else None,
             "caption": None
             if self.caption is None
             else {

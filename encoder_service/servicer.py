@@ -43,6 +43,7 @@ def model_info_pb(info: dict) -> encoder_pb2.ModelInfo:
         outputs=info["outputs"],
         rerank=encoder_pb2.RerankInfo(**info["rerank"]) if info["rerank"] else None,
         caption=encoder_pb2.CaptionInfo(**info["caption"]) if info.get("caption") else None,
+        compose=encoder_pb2.ComposeInfo(**info["compose"]) if info.get("compose") else None,
     )
 
 

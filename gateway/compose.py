@@ -1,9 +1,11 @@
 """The gateway's view of the composition model ("this photo, but in red").
 
 A photo + text query is composed by the encoder's ``Compose`` RPC when the configured
-composition model is loaded there (asked with ``GetModelInfo``, the answer reused for
-``rerank_refresh_s`` and dropped when a call says the model is gone); otherwise, or when the
-request asks for it, by the weighted sum of the two unit vectors. A failing Compose call degrades
+composition model is loaded there **and pairs with the towers the query is embedded with** (its
+``ComposeInfo`` names them; a composer left from older towers would answer in another space);
+asked with ``GetModelInfo``, the answer reused for ``rerank_refresh_s`` and dropped when a call
+says the model is gone. Otherwise, or when the request asks for it, the query is the weighted sum
+of the two unit vectors. A failing Compose call degrades
 to the weighted sum and says so in ``degraded_stages`` ("compose").
 """
 
@@ -39,14 +41,37 @@ class Composer:
             if time.monotonic() - self._checked < self.config.rerank_refresh_s:
                 return self.version
             try:
-                infos = await self.encoder.model_info(self.config.compose_model)
-                self.version = max(i.version for i in infos) if infos else None
+                self.version = await self._read()
             except NotFound:
                 self.version = None
             except VitrineError:
                 pass  # encoder briefly unreachable: keep the last answer
             self._checked = time.monotonic()
             return self.version
+
+    async def _read(self) -> int | None:
+        """The newest loaded composer that pairs with the towers' newest loaded versions (the
+        ones the gateway's queries are embedded with); None if there is none."""
+        cfg = self.config
+        infos = await self.encoder.model_info(cfg.compose_model)
+        if not infos:
+            return None
+        towers = {}
+        for name in (cfg.text_model, cfg.image_model):
+            towers[name] = f"{name}/{max(i.version for i in await self.encoder.model_info(name))}"
+        for info in sorted(infos, key=lambda i: -i.version):
+            pair = (info.compose.text_model, info.compose.image_model)
+            if pair == (towers[cfg.text_model], towers[cfg.image_model]):
+                return info.version
+        log.warning(
+            "composition model does not pair with the loaded towers: weighted sum instead",
+            extra={
+                "model": cfg.compose_model,
+                "pairs": [f"{i.compose.text_model}+{i.compose.image_model}" for i in infos],
+                "towers": list(towers.values()),
+            },
+        )
+        return None
 
     async def compose(self, image_vector, text_vector, ctx) -> np.ndarray | None:
         """The composed query vector, or None (then the caller uses the weighted sum)."""

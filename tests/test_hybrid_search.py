@@ -221,3 +221,33 @@ def test_composite_queries_use_the_model_and_fall_back_to_the_weighted_sum(stack
     finally:
         with EncoderClient(encoder) as enc:
             enc.load_model("vitrine-compose")
+
+
+def test_composer_must_pair_with_the_loaded_towers(stack):
+    """A composer trained for other tower versions is never used: its queries would be in
+    another embedding space."""
+    import asyncio
+
+    from encoder_service.client import AsyncEncoderClient
+    from gateway.compose import Composer
+
+    _, _, encoder, repo = stack
+    publish_compose(repo, dim=16, version=2, text_model="tiny-text/9")
+
+    async def loaded() -> int | None:
+        client = AsyncEncoderClient(encoder)
+        try:
+            cfg = GatewayConfig(text_model="tiny-text", image_model="tiny-image")
+            return await Composer(client, cfg).loaded()
+        finally:
+            await client.close()
+
+    with EncoderClient(encoder) as enc:
+        enc.load_model("vitrine-compose", 2)
+        try:
+            assert asyncio.run(loaded()) == 1  # v2 is newer but pairs with tiny-text/9
+            enc.unload_model("vitrine-compose", 1)
+            assert asyncio.run(loaded()) is None  # only the stale one: the weighted sum
+        finally:
+            enc.unload_model("vitrine-compose", 2)
+            enc.load_model("vitrine-compose", 1)

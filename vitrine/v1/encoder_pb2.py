@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vitrine.v1 import common_pb2 as vitrine_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vitrine/v1/encoder.proto\x12\nvitrine.v1\x1a\x17vitrine/v1/common.proto\"\x8b\x01\n\x0e\x43omposeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12,\n\x10image_embeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\x12+\n\x0ftext_embeddings\x18\x04 \x01(\x0b\x32\x12.vitrine.v1.Tensor\"Y\n\x0f\x43omposeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\nembeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\"A\n\x10\x45mbedTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\r\n\x05texts\x18\x03 \x03(\t\"\x84\x01\n\x11\x45mbedTextResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\nembeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\x12\x14\n\x0ctoken_counts\x18\x04 \x03(\x05\x12\x11\n\ttruncated\x18\x05 \x03(\x08\"^\n\x12\x45mbedImagesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12\x18\n\x10include_payloads\x18\x04 \x01(\x08\"o\n\x13\x45mbedImagesResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\nembeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\x12\x10\n\x08payloads\x18\x04 \x03(\x0c\"\xa5\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\x08modality\x18\x03 \x01(\x0e\x32\x14.vitrine.v1.Modality\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\x05\x12?\n\rpreprocessing\x18\x06 \x03(\x0b\x32(.vitrine.v1.ModelInfo.PreprocessingEntry\x12\x11\n\ttokenizer\x18\x07 \x01(\t\x12\x1b\n\x13max_sequence_length\x18\x08 \x01(\x05\x12\x12\n\nimage_size\x18\t \x01(\x05\x12\x0e\n\x06latest\x18\n \x01(\x08\x12\x0f\n\x07outputs\x18\x0b \x03(\t\x12&\n\x06rerank\x18\x0c \x01(\x0b\x32\x16.vitrine.v1.RerankInfo\x12(\n\x07\x63\x61ption\x18\r \x01(\x0b\x32\x17.vitrine.v1.CaptionInfo\x1a\x34\n\x12PreprocessingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"W\n\x0b\x43\x61ptionInfo\x12\x12\n\nattributes\x18\x01 \x03(\t\x12\x0c\n\x04\x62\x65\x61m\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x12\n\nvocab_size\x18\x04 \x01(\x05\"w\n\nRerankInfo\x12\x12\n\ntext_model\x18\x01 \x01(\t\x12\x13\n\x0bimage_model\x18\x02 \x01(\t\x12\x15\n\rpayload_width\x18\x03 \x01(\x05\x12\x15\n\rpayload_bytes\x18\x04 \x01(\x05\x12\x12\n\ncandidates\x18\x05 \x01(\x05\"J\n\x0fRerankCandidate\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\r\n\x05title\x18\x02 \x01(\t\x12\x17\n\x0fretrieval_score\x18\x03 \x01(\x02\"\xb6\x01\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x12\n\nquery_text\x18\x03 \x01(\t\x12\x15\n\rquery_payload\x18\x04 \x01(\x0c\x12/\n\ncandidates\x18\x05 \x03(\x0b\x32\x1b.vitrine.v1.RerankCandidate\x12\x13\n\x0btext_weight\x18\x06 \x01(\x02\x12\x14\n\x0cimage_weight\x18\x07 \x01(\x02\"V\n\x0eRerankResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x14\n\x0cmatch_scores\x18\x04 \x03(\x02\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"=\n\x14GetModelInfoResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.vitrine.v1.ModelInfo\"2\n\x10LoadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"V\n\x11LoadModelResponse\x12)\n\nmodel_info\x18\x01 \x01(\x0b\x32\x15.vitrine.v1.ModelInfo\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"4\n\x12UnloadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"0\n\x13UnloadModelResponse\x12\x19\n\x11unloaded_versions\x18\x01 \x03(\x05\"c\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12\x0c\n\x04\x62\x65\x61m\x18\x04 \x01(\x05\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\"E\n\x12PredictedAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\"s\n\x07\x43\x61ption\x12\r\n\x05title\x18\x01 \x01(\t\x12\x32\n\nattributes\x18\x02 \x03(\x0b\x32\x1e.vitrine.v1.PredictedAttribute\x12\x15\n\rmean_log_prob\x18\x03 \x01(\x02\x12\x0e\n\x06tokens\x18\x04 \x01(\x05\"Y\n\x10GenerateResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12%\n\x08\x63\x61ptions\x18\x03 \x03(\x0b\x32\x13.vitrine.v1.Caption*\x8c\x01\n\x08Modality\x12\x18\n\x14MODALITY_UNSPECIFIED\x10\x00\x12\x11\n\rMODALITY_TEXT\x10\x01\x12\x12\n\x0eMODALITY_IMAGE\x10\x02\x12\x13\n\x0fMODALITY_RERANK\x10\x03\x12\x14\n\x10MODALITY_CAPTION\x10\x04\x12\x14\n\x10MODALITY_COMPOSE\x10\x05\x32\xe3\x04\n\x0e\x45ncoderService\x12H\n\tEmbedText\x12\x1c.vitrine.v1.EmbedTextRequest\x1a\x1d.vitrine.v1.EmbedTextResponse\x12N\n\x0b\x45mbedImages\x12\x1e.vitrine.v1.EmbedImagesRequest\x1a\x1f.vitrine.v1.EmbedImagesResponse\x12Q\n\x0cGetModelInfo\x12\x1f.vitrine.v1.GetModelInfoRequest\x1a .vitrine.v1.GetModelInfoResponse\x12H\n\tLoadModel\x12\x1c.vitrine.v1.LoadModelRequest\x1a\x1d.vitrine.v1.LoadModelResponse\x12N\n\x0bUnloadModel\x12\x1e.vitrine.v1.UnloadModelRequest\x1a\x1f.vitrine.v1.UnloadModelResponse\x12?\n\x06Rerank\x12\x19.vitrine.v1.RerankRequest\x1a\x1a.vitrine.v1.RerankResponse\x12\x45\n\x08Generate\x12\x1b.vitrine.v1.GenerateRequest\x1a\x1c.vitrine.v1.GenerateResponse\x12\x42\n\x07\x43ompose\x12\x1a.vitrine.v1.ComposeRequest\x1a\x1b.vitrine.v1.ComposeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vitrine/v1/encoder.proto\x12\nvitrine.v1\x1a\x17vitrine/v1/common.proto\"\x8b\x01\n\x0e\x43omposeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12,\n\x10image_embeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\x12+\n\x0ftext_embeddings\x18\x04 \x01(\x0b\x32\x12.vitrine.v1.Tensor\"Y\n\x0f\x43omposeResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\nembeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\"A\n\x10\x45mbedTextRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\r\n\x05texts\x18\x03 \x03(\t\"\x84\x01\n\x11\x45mbedTextResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\nembeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\x12\x14\n\x0ctoken_counts\x18\x04 \x03(\x05\x12\x11\n\ttruncated\x18\x05 \x03(\x08\"^\n\x12\x45mbedImagesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12\x18\n\x10include_payloads\x18\x04 \x01(\x08\"o\n\x13\x45mbedImagesResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\nembeddings\x18\x03 \x01(\x0b\x32\x12.vitrine.v1.Tensor\x12\x10\n\x08payloads\x18\x04 \x03(\x0c\"\xcf\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12&\n\x08modality\x18\x03 \x01(\x0e\x32\x14.vitrine.v1.Modality\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\x05\x12?\n\rpreprocessing\x18\x06 \x03(\x0b\x32(.vitrine.v1.ModelInfo.PreprocessingEntry\x12\x11\n\ttokenizer\x18\x07 \x01(\t\x12\x1b\n\x13max_sequence_length\x18\x08 \x01(\x05\x12\x12\n\nimage_size\x18\t \x01(\x05\x12\x0e\n\x06latest\x18\n \x01(\x08\x12\x0f\n\x07outputs\x18\x0b \x03(\t\x12&\n\x06rerank\x18\x0c \x01(\x0b\x32\x16.vitrine.v1.RerankInfo\x12(\n\x07\x63\x61ption\x18\r \x01(\x0b\x32\x17.vitrine.v1.CaptionInfo\x12(\n\x07\x63ompose\x18\x0e \x01(\x0b\x32\x17.vitrine.v1.ComposeInfo\x1a\x34\n\x12PreprocessingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\x0b\x43omposeInfo\x12\x12\n\ntext_model\x18\x01 \x01(\t\x12\x13\n\x0bimage_model\x18\x02 \x01(\t\"W\n\x0b\x43\x61ptionInfo\x12\x12\n\nattributes\x18\x01 \x03(\t\x12\x0c\n\x04\x62\x65\x61m\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x12\n\nvocab_size\x18\x04 \x01(\x05\"w\n\nRerankInfo\x12\x12\n\ntext_model\x18\x01 \x01(\t\x12\x13\n\x0bimage_model\x18\x02 \x01(\t\x12\x15\n\rpayload_width\x18\x03 \x01(\x05\x12\x15\n\rpayload_bytes\x18\x04 \x01(\x05\x12\x12\n\ncandidates\x18\x05 \x01(\x05\"J\n\x0fRerankCandidate\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\r\n\x05title\x18\x02 \x01(\t\x12\x17\n\x0fretrieval_score\x18\x03 \x01(\x02\"\xb6\x01\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x12\n\nquery_text\x18\x03 \x01(\t\x12\x15\n\rquery_payload\x18\x04 \x01(\x0c\x12/\n\ncandidates\x18\x05 \x03(\x0b\x32\x1b.vitrine.v1.RerankCandidate\x12\x13\n\x0btext_weight\x18\x06 \x01(\x02\x12\x14\n\x0cimage_weight\x18\x07 \x01(\x02\"V\n\x0eRerankResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x14\n\x0cmatch_scores\x18\x04 \x03(\x02\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"=\n\x14GetModelInfoResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.vitrine.v1.ModelInfo\"2\n\x10LoadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"V\n\x11LoadModelResponse\x12)\n\nmodel_info\x18\x01 \x01(\x0b\x32\x15.vitrine.v1.ModelInfo\x12\x16\n\x0e\x61lready_loaded\x18\x02 \x01(\x08\"4\n\x12UnloadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"0\n\x13UnloadModelResponse\x12\x19\n\x11unloaded_versions\x18\x01 \x03(\x05\"c\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12\x0c\n\x04\x62\x65\x61m\x18\x04 \x01(\x05\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\"E\n\x12PredictedAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\"s\n\x07\x43\x61ption\x12\r\n\x05title\x18\x01 \x01(\t\x12\x32\n\nattributes\x18\x02 \x03(\x0b\x32\x1e.vitrine.v1.PredictedAttribute\x12\x15\n\rmean_log_prob\x18\x03 \x01(\x02\x12\x0e\n\x06tokens\x18\x04 \x01(\x05\"Y\n\x10GenerateResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12%\n\x08\x63\x61ptions\x18\x03 \x03(\x0b\x32\x13.vitrine.v1.Caption*\x8c\x01\n\x08Modality\x12\x18\n\x14MODALITY_UNSPECIFIED\x10\x00\x12\x11\n\rMODALITY_TEXT\x10\x01\x12\x12\n\x0eMODALITY_IMAGE\x10\x02\x12\x13\n\x0fMODALITY_RERANK\x10\x03\x12\x14\n\x10MODALITY_CAPTION\x10\x04\x12\x14\n\x10MODALITY_COMPOSE\x10\x05\x32\xe3\x04\n\x0e\x45ncoderService\x12H\n\tEmbedText\x12\x1c.vitrine.v1.EmbedTextRequest\x1a\x1d.vitrine.v1.EmbedTextResponse\x12N\n\x0b\x45mbedImages\x12\x1e.vitrine.v1.EmbedImagesRequest\x1a\x1f.vitrine.v1.EmbedImagesResponse\x12Q\n\x0cGetModelInfo\x12\x1f.vitrine.v1.GetModelInfoRequest\x1a .vitrine.v1.GetModelInfoResponse\x12H\n\tLoadModel\x12\x1c.vitrine.v1.LoadModelRequest\x1a\x1d.vitrine.v1.LoadModelResponse\x12N\n\x0bUnloadModel\x12\x1e.vitrine.v1.UnloadModelRequest\x1a\x1f.vitrine.v1.UnloadModelResponse\x12?\n\x06Rerank\x12\x19.vitrine.v1.RerankRequest\x1a\x1a.vitrine.v1.RerankResponse\x12\x45\n\x08Generate\x12\x1b.vitrine.v1.GenerateRequest\x1a\x1c.vitrine.v1.GenerateResponse\x12\x42\n\x07\x43ompose\x12\x1a.vitrine.v1.ComposeRequest\x1a\x1b.vitrine.v1.ComposeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_PREPROCESSINGENTRY']._loaded_options = None
   _globals['_MODELINFO_PREPROCESSINGENTRY']._serialized_options = b'8\001'
-  _globals['_MODALITY']._serialized_start=2418
-  _globals['_MODALITY']._serialized_end=2558
+  _globals['_MODALITY']._serialized_start=2516
+  _globals['_MODALITY']._serialized_end=2656
   _globals['_COMPOSEREQUEST']._serialized_start=66
   _globals['_COMPOSEREQUEST']._serialized_end=205
   _globals['_COMPOSERESPONSE']._serialized_start=207
@@ -49,39 +49,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDIMAGESRESPONSE']._serialized_start=596
   _globals['_EMBEDIMAGESRESPONSE']._serialized_end=707
   _globals['_MODELINFO']._serialized_start=710
-  _globals['_MODELINFO']._serialized_end=1131
-  _globals['_MODELINFO_PREPROCESSINGENTRY']._serialized_start=1079
-  _globals['_MODELINFO_PREPROCESSINGENTRY']._serialized_end=1131
-  _globals['_CAPTIONINFO']._serialized_start=1133
-  _globals['_CAPTIONINFO']._serialized_end=1220
-  _globals['_RERANKINFO']._serialized_start=1222
-  _globals['_RERANKINFO']._serialized_end=1341
-  _globals['_RERANKCANDIDATE']._serialized_start=1343
-  _globals['_RERANKCANDIDATE']._serialized_end=1417
-  _globals['_RERANKREQUEST']._serialized_start=1420
-  _globals['_RERANKREQUEST']._serialized_end=1602
-  _globals['_RERANKRESPONSE']._serialized_start=1604
-  _globals['_RERANKRESPONSE']._serialized_end=1690
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1692
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1728
-  _globals['_GETMODELINFORESPONSE']._serialized_start=1730
-  _globals['_GETMODELINFORESPONSE']._serialized_end=1791
-  _globals['_LOADMODELREQUEST']._serialized_start=1793
-  _globals['_LOADMODELREQUEST']._serialized_end=1843
-  _globals['_LOADMODELRESPONSE']._serialized_start=1845
-  _globals['_LOADMODELRESPONSE']._serialized_end=1931
-  _globals['_UNLOADMODELREQUEST']._serialized_start=1933
-  _globals['_UNLOADMODELREQUEST']._serialized_end=1985
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=1987
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=2035
-  _globals['_GENERATEREQUEST']._serialized_start=2037
-  _globals['_GENERATEREQUEST']._serialized_end=2136
-  _globals['_PREDICTEDATTRIBUTE']._serialized_start=2138
-  _globals['_PREDICTEDATTRIBUTE']._serialized_end=2207
-  _globals['_CAPTION']._serialized_start=2209
-  _globals['_CAPTION']._serialized_end=2324
-  _globals['_GENERATERESPONSE']._serialized_start=2326
-  _globals['_GENERATERESPONSE']._serialized_end=2415
-  _globals['_ENCODERSERVICE']._serialized_start=2561
-  _globals['_ENCODERSERVICE']._serialized_end=3172
+  _globals['_MODELINFO']._serialized_end=1173
+  _globals['_MODELINFO_PREPROCESSINGENTRY']._serialized_start=1121
+  _globals['_MODELINFO_PREPROCESSINGENTRY']._serialized_end=1173
+  _globals['_COMPOSEINFO']._serialized_start=1175
+  _globals['_COMPOSEINFO']._serialized_end=1229
+  _globals['_CAPTIONINFO']._serialized_start=1231
+  _globals['_CAPTIONINFO']._serialized_end=1318
+  _globals['_RERANKINFO']._serialized_start=1320
+  _globals['_RERANKINFO']._serialized_end=1439
+  _globals['_RERANKCANDIDATE']._serialized_start=1441
+  _globals['_RERANKCANDIDATE']._serialized_end=1515
+  _globals['_RERANKREQUEST']._serialized_start=1518
+  _globals['_RERANKREQUEST']._serialized_end=1700
+  _globals['_RERANKRESPONSE']._serialized_start=1702
+  _globals['_RERANKRESPONSE']._serialized_end=1788
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1790
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1826
+  _globals['_GETMODELINFORESPONSE']._serialized_start=1828
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1889
+  _globals['_LOADMODELREQUEST']._serialized_start=1891
+  _globals['_LOADMODELREQUEST']._serialized_end=1941
+  _globals['_LOADMODELRESPONSE']._serialized_start=1943
+  _globals['_LOADMODELRESPONSE']._serialized_end=2029
+  _globals['_UNLOADMODELREQUEST']._serialized_start=2031
+  _globals['_UNLOADMODELREQUEST']._serialized_end=2083
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=2085
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=2133
+  _globals['_GENERATEREQUEST']._serialized_start=2135
+  _globals['_GENERATEREQUEST']._serialized_end=2234
+  _globals['_PREDICTEDATTRIBUTE']._serialized_start=2236
+  _globals['_PREDICTEDATTRIBUTE']._serialized_end=2305
+  _globals['_CAPTION']._serialized_start=2307
+  _globals['_CAPTION']._serialized_end=2422
+  _globals['_GENERATERESPONSE']._serialized_start=2424
+  _globals['_GENERATERESPONSE']._serialized_end=2513
+  _globals['_ENCODERSERVICE']._serialized_start=2659
+  _globals['_ENCODERSERVICE']._serialized_end=3270
 # @@protoc_insertion_point(module_scope)

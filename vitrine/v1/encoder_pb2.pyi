@@ -94,7 +94,7 @@ class EmbedImagesResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., payloads: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "modality", "dim", "max_batch_size", "preprocessing", "tokenizer", "max_sequence_length", "image_size", "latest", "outputs", "rerank", "caption")
+    __slots__ = ("name", "version", "modality", "dim", "max_batch_size", "preprocessing", "tokenizer", "max_sequence_length", "image_size", "latest", "outputs", "rerank", "caption", "compose")
     class PreprocessingEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class ModelInfo(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
+    COMPOSE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     modality: Modality
@@ -128,7 +129,16 @@ class ModelInfo(_message.Message):
     outputs: _containers.RepeatedScalarFieldContainer[str]
     rerank: RerankInfo
     caption: CaptionInfo
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., modality: _Optional[_Union[Modality, str]] = ..., dim: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., preprocessing: _Optional[_Mapping[str, str]] = ..., tokenizer: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., image_size: _Optional[int] = ..., latest: _Optional[bool] = ..., outputs: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankInfo, _Mapping]] = ..., caption: _Optional[_Union[CaptionInfo, _Mapping]] = ...) -> None: ...
+    compose: ComposeInfo
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., modality: _Optional[_Union[Modality, str]] = ..., dim: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., preprocessing: _Optional[_Mapping[str, str]] = ..., tokenizer: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., image_size: _Optional[int] = ..., latest: _Optional[bool] = ..., outputs: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankInfo, _Mapping]] = ..., caption: _Optional[_Union[CaptionInfo, _Mapping]] = ..., compose: _Optional[_Union[ComposeInfo, _Mapping]] = ...) -> None: ...
+
+class ComposeInfo(_message.Message):
+    __slots__ = ("text_model", "image_model")
+    TEXT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    text_model: str
+    image_model: str
+    def __init__(self, text_model: _Optional[str] = ..., image_model: _Optional[str] = ...) -> None: ...
 
 class CaptionInfo(_message.Message):
     __slots__ = ("attributes", "beam", "max_tokens", "vocab_size")
