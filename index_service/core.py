@@ -28,6 +28,7 @@ class Hit:
     score: float
     attributes: dict | None = None
     payload: bytes = b""
+    attributes_pb: bytes = b""  # the attributes serialized as a Hit (see shard._State.attr_bytes)
 
 
 def merge_topk(per_shard: list[list[tuple[float, str, object]]], k: int, higher_better: bool):
@@ -197,7 +198,12 @@ class IndexStore:
         """Per query, merge the shards' ``(score, id, (state, label))`` lists into the top-k."""
         results = [
             [
-                Hit(rid, float(sc), st.attrs[label] if include_attributes else None)
+                Hit(
+                    rid,
+                    float(sc),
+                    st.attrs[label] if include_attributes else None,
+                    attributes_pb=st.attr_bytes(label) if include_attributes else b"",
+                )
                 for sc, rid, (st, label) in merge_topk(per_shard, k, higher)
             ]
             for per_shard in per_query

@@ -179,23 +179,17 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
                 request.include_payloads,
             )
             mode = "vector"
-        resp = index_pb2.IndexServiceSearchResponse(
-            results=[
-                index_pb2.QueryResult(
-                    hits=[
-                        index_pb2.Hit(
-                            id=h.id,
-                            score=h.score,
-                            attributes=attrs_to_pb(h.attributes) if h.attributes else None,
-                            payload=h.payload,
-                        )
-                        for h in hits
-                    ]
-                )
-                for hits in results
-            ],
-            shards_searched=searched,
-        )
+        resp = index_pb2.IndexServiceSearchResponse(shards_searched=searched)
+        for hits in results:
+            out = resp.results.add().hits
+            for h in hits:
+                hit = out.add()
+                if h.attributes_pb:  # the record's attribute map, serialized once per record
+                    hit.MergeFromString(h.attributes_pb)
+                hit.id = h.id
+                hit.score = h.score
+                if h.payload:
+                    hit.payload = h.payload
         self.index_metrics.search_time.labels(c.meta.name, mode).observe(time.perf_counter() - t0)
         self.index_metrics.queries.labels(c.meta.name, mode).inc(len(results))
         return resp

@@ -30,8 +30,9 @@ import faiss
 import numpy as np
 
 from index_service import devices
-from index_service.attributes import AttributeIndex, Value
+from index_service.attributes import AttributeIndex, Value, attrs_to_pb
 from index_service.rwlock import RWLock
+from vitrine.v1 import index_pb2
 
 log = logging.getLogger("vitrine.index.shard")
 
@@ -58,6 +59,17 @@ class _State:
     attr_index: AttributeIndex = field(default_factory=AttributeIndex)
     index: faiss.Index | None = None  # None until trained (exact search meanwhile)
     tombstones: int = 0
+    # Serialized attribute maps by label, made on a label's first hit: a hit's attributes are
+    # then one C-level merge instead of a conversion per value (labels never change content).
+    attr_pb: dict[int, bytes] = field(default_factory=dict)
+
+    def attr_bytes(self, label: int) -> bytes:
+        """The label's attributes as a serialized ``Hit`` holding only them (field 3)."""
+        data = self.attr_pb.get(label)
+        if data is None:
+            data = index_pb2.Hit(attributes=attrs_to_pb(self.attrs[label])).SerializeToString()
+            self.attr_pb[label] = data
+        return data
 
     @classmethod
     def empty(cls, dim: int) -> _State:
