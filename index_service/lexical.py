@@ -3,15 +3,16 @@
 Shoppers type brands ("puma shoes"), model numbers ("MTP-1191A") and typos ("navy blu shirt"),
 which an embedding blurs; a full-text index gets them right. Each local shard has one tantivy
 index in memory (the Rust engine behind Quickwit: BM25 scoring, segment merging, concurrent
-readers while one writer adds; the searcher releases the GIL).
+readers while one writer adds).
 
 Analysis (one definition, :func:`analyze`, for documents and queries): NFKC + case folding,
 words = runs of letters and digits (so punctuation and hyphens split "MTP-1191A" into "mtp",
 "1191a"), and every word's character trigrams with boundary marks ("#mt", "mtp", "tp#"). The
 trigrams make a word with one letter dropped or swapped still share most of its grams with the
 right one, and a model-number fragment share grams with the whole number; whole words weigh most
-because each matches as a word (boosted ×3) *and* as its grams. benchmarks/hybrid_eval.py measured
-words + trigrams against words alone (docs/quality.md).
+because each matches as a word (boosted ×3) *and* as its grams. An earlier run of
+benchmarks/hybrid_eval.py (BM25 by bm25s, 2026-11-24) measured the trigrams' worth on titles with
+one typo: nDCG@10 0.982 with words alone, 0.995 with words + trigrams.
 
 Durability: the text is part of the record, so it is in the collection's WAL before a write is
 acknowledged; it is kept on disk in its own LMDB store (:class:`index_service.payloads.PayloadStore`
