@@ -5,8 +5,10 @@ composition model is loaded there **and pairs with the towers the query is embed
 ``ComposeInfo`` names them; a composer left from older towers would answer in another space);
 asked with ``GetModelInfo``, the answer reused for ``rerank_refresh_s`` and dropped when a call
 says the model is gone. Otherwise, or when the request asks for it, the query is the weighted sum
-of the two unit vectors. A failing Compose call degrades
-to the weighted sum and says so in ``degraded_stages`` ("compose").
+of the two unit vectors. A failing Compose call degrades to the weighted sum and says so in
+``degraded_stages`` ("compose"). Composed queries are reranked only when the request asks
+(``rerank_composed``): benchmarks/compose_eval.py measured the reranker pulling them back toward
+the photo.
 """
 
 from __future__ import annotations

@@ -108,6 +108,21 @@ class IndexStore:
             await asyncio.to_thread(shutil.rmtree, tomb, True)
             return True
 
+    def _target(
+        self, name: str, k: int, n: int, field: str, shards: list[int] | None
+    ) -> tuple[Collection, list[int]]:
+        """The collection and the shards a search of ``n`` queries for ``k`` hits runs on."""
+        c = self.get(name)
+        if not 1 <= k <= self.config.max_k:
+            raise InvalidArgument(f"k: {k} must be in 1..{self.config.max_k}")
+        if n > self.config.max_queries:
+            raise InvalidArgument(f"{field}: more than {self.config.max_queries} rows")
+        targets = shards or c.meta.local_shards
+        missing = [s for s in targets if s not in c.shards]
+        if missing:
+            raise InvalidArgument(f"shards: {missing} not held by this process")
+        return c, targets
+
     async def search(
         self,
         name: str,
@@ -119,16 +134,8 @@ class IndexStore:
         include_attributes: bool = False,
         include_payloads: bool = False,
     ) -> tuple[list[list[Hit]], list[int]]:
-        c = self.get(name)
-        if not 1 <= k <= self.config.max_k:
-            raise InvalidArgument(f"k: {k} must be in 1..{self.config.max_k}")
-        if len(queries) > self.config.max_queries:
-            raise InvalidArgument(f"queries: more than {self.config.max_queries} rows")
+        c, targets = self._target(name, k, len(queries), "queries", shards)
         c.check_queries(queries)
-        targets = shards or c.meta.local_shards
-        missing = [s for s in targets if s not in c.shards]
-        if missing:
-            raise InvalidArgument(f"shards: {missing} not held by this process")
         opts = opts or SearchOptions(exact_max=self.config.exact_max)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
 
@@ -228,20 +235,12 @@ class IndexStore:
         include_payloads: bool = False,
     ) -> tuple[list[list[Hit]], list[int]]:
         """BM25 search of the shards' lexical indexes (see :mod:`index_service.lexical`)."""
-        c = self.get(name)
-        if not 1 <= k <= self.config.max_k:
-            raise InvalidArgument(f"k: {k} must be in 1..{self.config.max_k}")
-        if len(texts) > self.config.max_queries:
-            raise InvalidArgument(f"text_queries: more than {self.config.max_queries}")
+        c, targets = self._target(name, k, len(texts), "text_queries", shards)
         for i, t in enumerate(texts):
             if not t.strip():
                 raise InvalidArgument(f"text_queries[{i}]: empty")
             if len(t) > 1024:
                 raise InvalidArgument(f"text_queries[{i}]: longer than 1024 characters")
-        targets = shards or c.meta.local_shards
-        missing = [s for s in targets if s not in c.shards]
-        if missing:
-            raise InvalidArgument(f"shards: {missing} not held by this process")
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(
             *(

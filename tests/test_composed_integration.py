@@ -11,11 +11,12 @@ import torch
 
 from encoder_service.config import EncoderConfig
 from encoder_service.server import EncoderServer
-from gateway.client import SearchClient, product
+from gateway.client import SearchClient
 from gateway.config import GatewayConfig
 from gateway.server import GatewayServer
 from index_service.config import IndexConfig
 from index_service.server import IndexServer
+from tests.support.catalog import ingest_batches
 from tests.support.servers import ServerThread
 from vitrine.v1 import gateway_pb2
 
@@ -55,14 +56,7 @@ def composed_stack(tmp_path_factory, demo_catalog, feature_cache_dir):
         )
         with ServerThread(GatewayServer(gw_cfg)) as gw, SearchClient(gw.target) as client:
             products = demo_catalog.products
-            batches = [
-                [
-                    product(p.id, p.title, dict(p.attributes), p.image_path.read_bytes())
-                    for p in products[s : s + 50]
-                ]
-                for s in range(0, len(products), 50)
-            ]
-            assert client.ingest(batches).failed == 0
+            assert client.ingest(ingest_batches(products)).failed == 0
             yield client, products
 
 

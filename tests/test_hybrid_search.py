@@ -13,13 +13,14 @@ from encoder_service.client import EncoderClient
 from encoder_service.config import EncoderConfig
 from encoder_service.server import EncoderServer
 from exporter.rerank.labels import brand_of
-from gateway.client import SearchClient, product
+from gateway.client import SearchClient
 from gateway.config import GatewayConfig
 from gateway.retrieval import adaptive_weight, blend, lexical_text
 from gateway.server import GatewayServer
 from index_service.client import SearchHit
 from index_service.config import IndexConfig
 from index_service.server import IndexServer
+from tests.support.catalog import ingest_batches
 from tests.support.servers import ServerThread
 from tests.support.tiny_compose import publish_compose, unit_rows
 from tests.support.tiny_models import publish_image, publish_text
@@ -67,14 +68,7 @@ def stack(tmp_path_factory, demo_catalog):
         )
         with ServerThread(GatewayServer(gw_cfg)) as gw, SearchClient(gw.target) as client:
             products = _products(demo_catalog)
-            batches = [
-                [
-                    product(p.id, p.title, dict(p.attributes), p.image_path.read_bytes())
-                    for p in products[s : s + 50]
-                ]
-                for s in range(0, len(products), 50)
-            ]
-            assert client.ingest(batches).failed == 0
+            assert client.ingest(ingest_batches(products)).failed == 0
             yield client, products, enc.target, repo
 
 
