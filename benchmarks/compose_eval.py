@@ -95,7 +95,8 @@ def evaluate_pool(
     triplets = build_triplets(catalog.products, rows)
     gallery = image[triplets.rows]
     photo = gallery[triplets.ref]
-    modifier = embed_unique(text_tower, query_phrases(triplets, seed))
+    phrasings = query_phrases(triplets, seed)
+    modifier = embed_unique(text_tower, phrasings)
     composed = np.concatenate(
         [
             onnx_run(
@@ -119,7 +120,7 @@ def evaluate_pool(
         pixels = np.stack([load_image_file(catalog.products[r].image_path) for r in triplets.rows])
         payloads = reranker.image_tower.payloads(pixels)
         titles = [catalog.products[r].title for r in triplets.rows]
-        phrases = [query_phrases(triplets, seed)[i] for i in np.sort(pick)]
+        phrases = [phrasings[i] for i in np.sort(pick)]
         for name, text_only in (
             ("composer + rerank", False),
             ("composer + rerank (text only)", True),

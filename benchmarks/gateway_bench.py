@@ -118,7 +118,9 @@ async def overhead(stack: LocalStack, queries: list[str], n: int) -> dict:
     enc = AsyncEncoderClient(stack.encoder)
     fan = IndexFanout(stack.index_targets)
     gw = AsyncSearchClient(stack.gateway)
-    depth = GatewayConfig().hybrid_depth
+    cfg = GatewayConfig()
+    depth = cfg.hybrid_depth
+    low, high = cfg.hybrid_vector_weight_low, cfg.hybrid_vector_weight_high
 
     async def direct_vector(q):
         v = (await enc.embed_texts("vitrine-text", [q])).vectors[0]
@@ -133,7 +135,7 @@ async def overhead(stack: LocalStack, queries: list[str], n: int) -> dict:
             vector(),
             fan.search("products", None, k=depth, include_attributes=True, text_queries=[q]),
         )
-        blend(vec.hits[0], lex.hits[0], adaptive_weight(q, lex.hits[0], 0.1, 0.7), depth, 10)
+        blend(vec.hits[0], lex.hits[0], adaptive_weight(q, lex.hits[0], low, high), depth, 10)
 
     pairs = {
         "vector": (

@@ -47,6 +47,7 @@ from gateway.config import GatewayConfig  # noqa: E402
 from gateway.retrieval import adaptive_weight, blend, lexical_text  # noqa: E402
 from index_service.client import SearchHit  # noqa: E402
 from index_service.collection import shard_of  # noqa: E402
+from index_service.core import merge_topk  # noqa: E402
 from index_service.lexical import LexicalIndex  # noqa: E402
 from vitrine.catalog import load_catalog  # noqa: E402
 from vitrine.model_repo import ModelRepository  # noqa: E402
@@ -212,10 +213,7 @@ def main() -> None:
                 order = np.argsort(-vec[qi], kind="stable")
                 ranked = {"vector": order}
                 # What the index service answers: each shard's top hits, merged by score.
-                merged = sorted(
-                    (h for shard in shards for h in shard.search(q, args.depth)),
-                    key=lambda h: (-h[0], h[1]),
-                )[: args.depth]
+                merged = merge_topk([s.search(q, args.depth) for s in shards], args.depth, True)
                 ranked["lexical"] = np.array([int(rid) for _, rid in merged], dtype=int)
                 for w, h in zip(WEIGHTS, hybrids, strict=True):
                     ranked[h] = rrf(ranked["vector"], ranked["lexical"], w)

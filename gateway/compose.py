@@ -13,13 +13,11 @@ the photo.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
-import time
 
 import numpy as np
 
+from gateway.downstream import Periodic
 from vitrine.serving.errors import NotFound, VitrineError
 
 log = logging.getLogger("vitrine.gateway")
@@ -29,29 +27,24 @@ class Composer:
     def __init__(self, encoder, config):
         self.encoder = encoder
         self.config = config
-        self.version: int | None = None  # the loaded composition model's latest version
-        self._checked = -math.inf
-        self._lock = asyncio.Lock()
+        # The loaded composition model's version that pairs with the towers (None: none).
+        self._version = Periodic(self._read, config.rerank_refresh_s)
 
     async def loaded(self) -> int | None:
         """The composition model's version if the encoder has it loaded (cached answer)."""
         if not self.config.compose_model:
             return None
-        if time.monotonic() - self._checked < self.config.rerank_refresh_s:
-            return self.version
-        async with self._lock:
-            if time.monotonic() - self._checked < self.config.rerank_refresh_s:
-                return self.version
-            try:
-                self.version = await self._read()
-            except NotFound:
-                self.version = None
-            except VitrineError:
-                pass  # encoder briefly unreachable: keep the last answer
-            self._checked = time.monotonic()
-            return self.version
+        return await self._version.get()
 
     async def _read(self) -> int | None:
+        try:
+            return await self._paired()
+        except NotFound:
+            return None
+        except VitrineError:
+            return self._version.value  # encoder briefly unreachable: keep the last answer
+
+    async def _paired(self) -> int | None:
         """The newest loaded composer that pairs with the towers' newest loaded versions (the
         ones the gateway's queries are embedded with); None if there is none."""
         cfg = self.config
@@ -90,7 +83,7 @@ class Composer:
             )
         except VitrineError as exc:
             if isinstance(exc, NotFound):
-                self.version, self._checked = None, -math.inf
+                self._version.forget()
             log.warning("compose degraded", extra={"code": exc.code.name, "error": exc.message})
             ctx.degraded.append("compose")
             return None

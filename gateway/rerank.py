@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
 from dataclasses import dataclass
 
+from gateway.downstream import Periodic
 from vitrine.serving.errors import NotFound, VitrineError
 
 EWMA = 0.2
@@ -37,22 +35,14 @@ class RerankPlanner:
         self.config = config
         self.target: RerankTarget | None = None
         self.image_has_payload = False  # the image tower outputs payloads (store them at ingest)
-        self._checked = -math.inf
-        self._lock = asyncio.Lock()
+        self._reading = Periodic(self._read, config.rerank_refresh_s)
         self.per_candidate_s = config.rerank_initial_cost_ms / 1000.0
         self.search_s = 0.005
 
     async def refresh(self, force: bool = False) -> RerankTarget | None:
         """Re-read the encoder's models when the cached answer is older than the refresh period
         (concurrent callers wait for one reading)."""
-        if not force and time.monotonic() - self._checked < self.config.rerank_refresh_s:
-            return self.target
-        async with self._lock:
-            if not force and time.monotonic() - self._checked < self.config.rerank_refresh_s:
-                return self.target
-            target = await self._read()
-            self._checked = time.monotonic()
-            return target
+        return await self._reading.get(force)
 
     async def _read(self) -> RerankTarget | None:
         try:
@@ -80,7 +70,7 @@ class RerankPlanner:
     def forget(self) -> None:
         """The model answered NOT_FOUND: check again on the next search."""
         self.target = None
-        self._checked = -math.inf
+        self._reading.forget()
 
     def plan(self, requested: int, remaining_s: float) -> int:
         """Candidates to rerank: ``requested``, fewer when the deadline cannot afford them."""

@@ -94,14 +94,19 @@ class EncodeStage:
         return None
 
 
+def _wanted(gw, ctx: SearchContext) -> int:
+    """The shortlist a reranked search asks for: the request's, else the model's, else the
+    configured default (the deadline may shrink it: RerankPlanner.plan)."""
+    return ctx.rerank_candidates or gw.rerank.target.candidates or gw.config.rerank_candidates
+
+
 def _rerank_ceiling(gw, ctx: SearchContext) -> int:
     """The most candidates the rerank stage may ask for (before the deadline planning)."""
     if ctx.rerank_fixed is not None:
         return ctx.rerank_fixed
     if not wants_rerank(gw, ctx):
         return 0
-    wanted = ctx.rerank_candidates or gw.rerank.target.candidates or gw.config.rerank_candidates
-    return min(wanted, gw.config.max_rerank_candidates)
+    return min(_wanted(gw, ctx), gw.config.max_rerank_candidates)
 
 
 async def lexical_search(gw, ctx: SearchContext):
@@ -138,8 +143,7 @@ class SearchStage:
             if ctx.rerank_fixed is not None:
                 ctx.rerank_n = ctx.rerank_fixed
             else:
-                wanted = ctx.rerank_candidates or planner.target.candidates or cfg.rerank_candidates
-                ctx.rerank_n = planner.plan(wanted, ctx.deadline - time.monotonic())
+                ctx.rerank_n = planner.plan(_wanted(self.gw, ctx), ctx.deadline - time.monotonic())
                 if ctx.rerank_n == 0:
                     ctx.degraded.append("rerank")  # no time left for it
         t0 = time.perf_counter()
