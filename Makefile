@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid eval-compose clean help
+.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid eval-compose fuzz clean help
 
 help:
 	@echo "make demo   - set up, build the towers on the demo catalog, run the services, ingest, query"
@@ -92,6 +92,10 @@ eval-hybrid: $(STAMP)
 
 eval-compose: $(STAMP)
 	$(PY) benchmarks/compose_eval.py --models $(MODELS) --catalog $(CATALOG)
+
+# Malformed requests against a local stack (tiny models): every answer a clear status, no crash.
+fuzz: $(STAMP)
+	$(PY) benchmarks/fuzz.py
 
 clean:
 	rm -rf $(VENV) .venv-peers .cache runs .pytest_cache .ruff_cache

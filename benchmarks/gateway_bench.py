@@ -41,7 +41,7 @@ from encoder_service.client import AsyncEncoderClient  # noqa: E402
 from gateway.client import AsyncSearchClient, SearchClient  # noqa: E402
 from gateway.config import GatewayConfig  # noqa: E402
 from gateway.retrieval import adaptive_weight, blend  # noqa: E402
-from index_service.client import IndexFanout  # noqa: E402
+from index_service.fanout import IndexFanout  # noqa: E402
 from vitrine.catalog import load_catalog  # noqa: E402
 from vitrine.cli.shop import ingest_catalog  # noqa: E402
 from vitrine.cli.stack import LocalStack  # noqa: E402
@@ -192,8 +192,12 @@ def main() -> None:
     out: dict = {"products": len(catalog.products)}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        LocalStack(
-            args.models, Path(tmp), ports=(0, 0, 0, 0), metrics_ports=(-1, -1, -1, -1)
+        LocalStack(  # plaintext, as the figures in docs/benchmarks.md were measured
+            args.models,
+            Path(tmp),
+            ports=(0, 0, 0, 0),
+            metrics_ports=(-1, -1, -1, -1),
+            tls=False,
         ) as stack,
     ):
         enc_t = stack.encoder

@@ -37,7 +37,8 @@ from benchmarks.loadgen import closed_loop  # noqa: E402
 from encoder_service.client import AsyncEncoderClient, Candidate  # noqa: E402
 from exporter.evaluate_rerank import OnnxReranker  # noqa: E402
 from gateway.client import AsyncSearchClient, SearchClient  # noqa: E402
-from index_service.client import IndexClient, IndexFanout  # noqa: E402
+from index_service.client import IndexClient  # noqa: E402
+from index_service.fanout import IndexFanout  # noqa: E402
 from vitrine.catalog import Catalog, load_catalog  # noqa: E402
 from vitrine.cli.shop import ingest_catalog  # noqa: E402
 from vitrine.cli.stack import LocalStack  # noqa: E402
@@ -178,8 +179,12 @@ def main() -> None:
     out: dict = {"products": len(catalog.products)}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        LocalStack(
-            args.models, Path(tmp), ports=(0, 0, 0, 0), metrics_ports=(-1, -1, -1, -1)
+        LocalStack(  # plaintext, as the figures in docs/benchmarks.md were measured
+            args.models,
+            Path(tmp),
+            ports=(0, 0, 0, 0),
+            metrics_ports=(-1, -1, -1, -1),
+            tls=False,
         ) as stack,
     ):
         with SearchClient(stack.gateway, timeout=3600) as client:

@@ -19,6 +19,7 @@ from vitrine.rerank_pairs import Candidate, build_pairs, combine
 from vitrine.serving.errors import InvalidArgument
 
 log = logging.getLogger("vitrine.encoder")
+MAX_MODEL_NAME_BYTES = 255  # a model name is a directory name of the repository
 
 
 @dataclass
@@ -266,6 +267,18 @@ class Encoder:
     async def load_model(self, name: str, version: int) -> tuple[dict, bool]:
         if not name:
             raise InvalidArgument("model: required")
+        # The name becomes a directory of the repository: one path component, as published
+        # (a longer one made the file system raise ENAMETOOLONG, answered INTERNAL).
+        if (
+            len(name.encode()) > MAX_MODEL_NAME_BYTES
+            or name.startswith(".")
+            or any(c in name for c in "/\\\0")
+        ):
+            shown = name if len(name) <= 64 else f"{name[:64]}..."
+            raise InvalidArgument(
+                f"model: {shown!r} is not a model name (at most {MAX_MODEL_NAME_BYTES} bytes, "
+                "no '/', '\\' or NUL, not starting with '.')"
+            )
         if version < 0:
             raise InvalidArgument(f"version: {version} is negative")
         model, already = await self.models.load(name, version)

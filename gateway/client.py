@@ -1,8 +1,12 @@
 """Python clients for the gateway's public search API (blocking and asyncio).
 
-with SearchClient("127.0.0.1:50050") as shop:
+with SearchClient("127.0.0.1:50050", api_key=key) as shop:
     page = shop.search(text="navy blue men shirt", k=10, filter=eq("gender", "Men"))
     for r in page.results: print(r.product_id, r.caption, r.score)
+
+``api_key`` (a gateway API key, see docs/gateway.md "API keys") goes with every call as
+``authorization: Bearer <key>``, the ``ingest`` stream included; without one, a gateway with
+keys answers UNAUTHENTICATED.
 """
 
 from __future__ import annotations

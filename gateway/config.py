@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.auth import read_keys
 from vitrine.serving.config import ConfigError, ServerConfig
 
 KNOWN_STAGES = ("encode", "search", "rerank", "generate")
@@ -13,6 +14,7 @@ KNOWN_STAGES = ("encode", "search", "rerank", "generate")
 class GatewayConfig(ServerConfig):
     port: int = 50050
     metrics_port: int = 9400
+    tls_client_auth: bool = False  # public callers need no client cert (API keys instead)
     encoder: str = "127.0.0.1:50051"
     index_endpoints: list[str] = field(default_factory=lambda: ["127.0.0.1:50052"])
     collection: str = "products"
@@ -31,6 +33,7 @@ class GatewayConfig(ServerConfig):
     ingest_timeout_s: float = 60.0  # deadline of one ingest encoder/index call (throughput work)
     num_shards: int = 4  # for a collection the gateway creates on first ingest
     index_spec: str = "HNSW32"
+    replication_factor: int = 0  # copies of each shard for a created collection (0: group size)
     # Reranking (the "rerank" stage runs when this model is loaded in the encoder).
     rerank_model: str = "vitrine-rerank"  # empty: never rerank
     rerank_default: bool = True  # rerank requests that do not say
@@ -60,6 +63,15 @@ class GatewayConfig(ServerConfig):
     # Generation (Describe, describe_query in search, fill_missing at ingest).
     caption_model: str = "vitrine-caption"
     caption_beam: int = 0  # 0: the model's default
+    # API keys (gateway.auth): the key file (YAML of hashed keys, e.g. mounted from a Kubernetes
+    # Secret; reloaded when it changes). Empty: auth off, every caller may do everything (local
+    # use; a warning at start on a non-loopback host). auth_required refuses to start without one.
+    api_keys_file: str = ""
+    auth_required: bool = False
+    # Rate limit (token bucket) of keys whose entry sets none: requests per second (0: no
+    # limit) and bucket size (0: one second's worth).
+    api_key_rate_per_s: float = 0.0
+    api_key_burst: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -99,3 +111,9 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("rerank_margin_ms must be >= 0, rerank_initial_cost_ms > 0")
         if self.rerank_refresh_s < 0:
             raise ConfigError("rerank_refresh_s: must be >= 0")
+        if self.api_key_rate_per_s < 0 or self.api_key_burst < 0:
+            raise ConfigError("api_key_rate_per_s/api_key_burst: must be >= 0")
+        if self.auth_required and not self.api_keys_file:
+            raise ConfigError("auth_required: set api_keys_file (the API key file)")
+        if self.api_keys_file:
+            read_keys(self.api_keys_file)  # exists and parses, or ConfigError naming the entry

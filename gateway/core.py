@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from gateway.rerank import RerankPlanner
 from gateway.retrieval import HYBRID, LEXICAL, MODES, VECTOR, lexical_text
 from gateway.stages import EncodeStage, RerankStage, SearchStage
 from index_service.attributes import Value
-from index_service.client import IndexFanout, SearchHit, _records
+from index_service.client import SearchHit, _records
+from index_service.fanout import IndexFanout
 from vitrine.serving.errors import InvalidArgument, NotFound, VitrineError
 
 log = logging.getLogger("vitrine.gateway")
@@ -75,8 +77,12 @@ class Gateway:
     def __init__(self, config: GatewayConfig, metrics=None):
         """``metrics``: a :class:`gateway.metrics.GatewayMetrics` (optional)."""
         self.config = config
-        self.encoder = AsyncEncoderClient(config.encoder, timeout=config.default_timeout_s)
-        self.index = IndexFanout(config.index_endpoints, timeout=config.default_timeout_s)
+        self.encoder = AsyncEncoderClient(
+            config.encoder, timeout=config.default_timeout_s, tls=config.client_tls()
+        )
+        self.index = IndexFanout(
+            config.index_endpoints, timeout=config.default_timeout_s, tls=config.client_tls()
+        )
         self.rerank = RerankPlanner(self.encoder, config)
         self.composer = Composer(self.encoder, config)
         self.generator = Generator(self)
@@ -134,6 +140,8 @@ class Gateway:
             raise InvalidArgument(f"k: {k} must be in 1..{cfg.max_k}")
         if page_size < 0:
             raise InvalidArgument("page_size: must be >= 0")
+        if not (math.isfinite(text_weight) and math.isfinite(image_weight)):
+            raise InvalidArgument("text_weight, image_weight: must be finite numbers")
         if text_weight < 0 or image_weight < 0:
             raise InvalidArgument("weights: must be >= 0")
         if not 0 <= rerank_candidates <= cfg.max_rerank_candidates:
@@ -238,6 +246,7 @@ class Gateway:
                     "ip",
                     self.config.index_spec,
                     self.config.num_shards,
+                    replication_factor=self.config.replication_factor,
                 )
                 log.info("collection created", extra={"collection": self.config.collection})
             self._collection_ready = True

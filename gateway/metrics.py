@@ -1,4 +1,4 @@
-"""Gateway metrics: per-stage latency and ingest outcomes."""
+"""Gateway metrics: per-stage latency, ingest outcomes, API-key checks."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ class GatewayMetrics:
             "vitrine_gateway_ingested_products_total",
             "Products processed by upsert/ingest, by outcome code.",
             ["code"],
+            registry=registry,
+        )
+
+        self.auth = Counter(
+            "vitrine_gateway_auth_requests_total",
+            "Gated calls by the scope they need and the outcome of the API-key check (ok, "
+            "unauthenticated, permission_denied, rate_limited); never by key.",
+            ["scope", "outcome"],
             registry=registry,
         )
 

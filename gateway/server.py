@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
+from gateway.auth import KeyStore
+from gateway.auth_interceptor import AuthInterceptor
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
 from gateway.metrics import GatewayMetrics
@@ -9,6 +14,7 @@ from gateway.servicer import GatewayServicer
 from vitrine.serving.grpc_app import ServiceServer
 from vitrine.v1 import gateway_pb2, gateway_pb2_grpc
 
+log = logging.getLogger("vitrine.gateway")
 SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 
 
@@ -19,6 +25,19 @@ class GatewayServer(ServiceServer):
         super().__init__(config)
         self.gw_metrics = GatewayMetrics(self.app.registry)
         self.gateway: Gateway | None = None
+        self.keys: KeyStore | None = None
+        if config.api_keys_file:
+            self.keys = KeyStore.load(
+                config.api_keys_file, config.api_key_rate_per_s, config.api_key_burst
+            )
+        elif not _is_loopback(config.host):
+            log.warning(
+                "API keys are off (api_keys_file is empty) on a non-loopback host: any caller "
+                "can search, write and delete",
+                extra={"host": config.host},
+            )
+        # Auth (when on) and the audit log of writes (always), on every call before the servicer.
+        self.app.interceptors.append(AuthInterceptor(self.keys, self.gw_metrics, config.collection))
 
     def build(self) -> None:
         # grpc.aio channels bind to the running loop: the clients are created here, on it.
@@ -37,3 +56,12 @@ class GatewayServer(ServiceServer):
 
 def main(config: GatewayConfig, ready_file: str | None = None) -> None:
     GatewayServer.main(config, ready_file)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

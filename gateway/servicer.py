@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+
+from google.protobuf.message import DecodeError
 
 from gateway.core import Gateway, ItemResult, ProductIn
 from gateway.generate import Description
@@ -70,6 +73,24 @@ def _description_pb(d: Description) -> gateway_pb2.Description:
 
 def _status(r: ItemResult) -> gateway_pb2.ItemStatus:
     return gateway_pb2.ItemStatus(id=r.id, code=r.code.value[0], message=r.message)
+
+
+async def _messages(request_iterator) -> AsyncIterator:
+    """The messages of a request stream; one that does not decode is INVALID_ARGUMENT.
+
+    grpc decodes a stream's messages as the handler reads them, so the error surfaces here,
+    inside the handler, where it would otherwise end the call INTERNAL."""
+    n = 0
+    stream = aiter(request_iterator)
+    while True:
+        try:
+            message = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except DecodeError as exc:
+            raise InvalidArgument(f"request stream: message {n} does not decode: {exc}") from exc
+        n += 1
+        yield message
 
 
 class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
@@ -153,7 +174,7 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
             finally:
                 sem.release()
 
-        async for req in request_iterator:
+        async for req in _messages(request_iterator):
             products = _products(req.products, received)
             received += len(products)
             await sem.acquire()

@@ -5,23 +5,19 @@
         ix.upsert("products", ["sku-1"], vectors, [{"gender": "Men", "price": 19.9}])
         hits = ix.search("products", query, k=10, filter=eq("gender", "Men"))[0]
 
-:class:`IndexFanout` talks to several index-service processes that each hold some shards of a
-collection: it routes upserts/deletes by the id's shard, searches every process in parallel and
-merges their top-k. The gateway reuses it.
+:class:`index_service.fanout.IndexFanout` builds on these for a collection spread over several
+processes (shards, replicas).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from index_service.attributes import PbAttributes, Value, attrs_to_pb
-from index_service.collection import shard_of
 from vitrine.serving.client import AsyncClientBase, SyncClientBase
-from vitrine.serving.errors import DeadlineExceeded, Unavailable, VitrineError
 from vitrine.tensors import to_tensor
 from vitrine.v1 import common_pb2, index_pb2, index_pb2_grpc
 
@@ -84,8 +80,11 @@ def _hits(resp: index_pb2.IndexServiceSearchResponse) -> list[list[SearchHit]]:
     ]
 
 
-def _create_request(name, dim, metric, index_spec, num_shards, local_shards, payload_bytes=0):
+def _create_request(
+    name, dim, metric, index_spec, num_shards, local_shards, payload_bytes=0, replication_factor=0
+):
     return index_pb2.CreateCollectionRequest(
+        replication_factor=replication_factor,
         name=name,
         dim=dim,
         metric=METRICS[metric],
@@ -108,9 +107,17 @@ class IndexClient(SyncClientBase):
         num_shards: int = 1,
         local_shards: Sequence[int] = (),
         payload_bytes: int = 0,
+        replication_factor: int = 0,
     ) -> index_pb2.CollectionInfo:
         req = _create_request(
-            name, dim, metric, index_spec, num_shards, local_shards, payload_bytes
+            name,
+            dim,
+            metric,
+            index_spec,
+            num_shards,
+            local_shards,
+            payload_bytes,
+            replication_factor,
         )
         return self._call("CreateCollection", req).collection
 
@@ -226,9 +233,17 @@ class AsyncIndexClient(AsyncClientBase):
         num_shards: int = 1,
         local_shards: Sequence[int] = (),
         payload_bytes: int = 0,
+        replication_factor: int = 0,
     ) -> index_pb2.CollectionInfo:
         req = _create_request(
-            name, dim, metric, index_spec, num_shards, local_shards, payload_bytes
+            name,
+            dim,
+            metric,
+            index_spec,
+            num_shards,
+            local_shards,
+            payload_bytes,
+            replication_factor,
         )
         return (await self._call("CreateCollection", req)).collection
 
@@ -287,160 +302,3 @@ class AsyncIndexClient(AsyncClientBase):
             include_payloads,
         )
         return _hits(await self.search_raw(req, timeout))
-
-
-@dataclass
-class FanoutResult:
-    hits: list[list[SearchHit]]
-    partial: bool  # some shards did not answer
-    failed_endpoints: list[str]
-
-
-class IndexFanout:
-    """A collection spread over several index-service processes (each holds some shards)."""
-
-    def __init__(self, targets: Sequence[str], timeout: float = 10.0):
-        self.clients = [AsyncIndexClient(t, timeout=timeout) for t in targets]
-        self.shard_owner: dict[str, dict[int, AsyncIndexClient]] = {}
-        self.metric: dict[str, str] = {}
-        self.num_shards: dict[str, int] = {}
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self.clients))
-
-    async def create_collection(
-        self,
-        name: str,
-        dim: int,
-        metric: str = "ip",
-        index_spec: str = "Flat",
-        num_shards: int = 0,
-        payload_bytes: int = 0,
-    ) -> None:
-        """Create the collection on every process, splitting the shards evenly between them."""
-        n = num_shards or len(self.clients)
-        parts = np.array_split(np.arange(n), len(self.clients))
-        await asyncio.gather(
-            *(
-                c.create_collection(
-                    name, dim, metric, index_spec, n, [int(s) for s in part], payload_bytes
-                )
-                for c, part in zip(self.clients, parts, strict=True)
-            )
-        )
-        await self.refresh(name)
-
-    async def refresh(self, name: str) -> None:
-        infos = await asyncio.gather(*(c.describe(name) for c in self.clients))
-        owners: dict[int, AsyncIndexClient] = {}
-        for c, info in zip(self.clients, infos, strict=True):
-            for s in info.local_shards:
-                owners[s] = c
-        total = infos[0].num_shards
-        missing = sorted(set(range(total)) - set(owners))
-        if missing:
-            raise VitrineError(f"collection {name}: no endpoint holds shards {missing}")
-        self.shard_owner[name] = owners
-        self.num_shards[name] = total
-        self.metric[name] = "ip" if infos[0].metric == index_pb2.METRIC_INNER_PRODUCT else "l2"
-
-    async def _ensure(self, name: str) -> None:
-        if name not in self.shard_owner:
-            await self.refresh(name)
-
-    async def _by_owner(self, name: str, items: Sequence, key=lambda x: x):
-        """Split ``items`` by the endpoint holding each one's shard: [(client, items), ...]."""
-        await self._ensure(name)
-        owners, n = self.shard_owner[name], self.num_shards[name]
-        groups: dict[int, tuple[AsyncIndexClient, list]] = {}
-        for item in items:
-            c = owners[shard_of(key(item), n)]
-            groups.setdefault(id(c), (c, []))[1].append(item)
-        return list(groups.values())
-
-    async def upsert_records(
-        self, name: str, records: Sequence[index_pb2.Record], timeout: float | None = None
-    ) -> int:
-        groups = await self._by_owner(name, records, key=lambda r: r.id)
-        return sum(await asyncio.gather(*(c.upsert_records(name, rs, timeout) for c, rs in groups)))
-
-    async def upsert(self, name: str, ids, vectors, attributes=None) -> int:
-        return await self.upsert_records(name, _records(ids, vectors, attributes))
-
-    async def delete(self, name: str, ids: Sequence[str]) -> int:
-        groups = await self._by_owner(name, ids)
-        return sum(await asyncio.gather(*(c.delete(name, rs) for c, rs in groups)))
-
-    async def existing(self, name: str, ids: Sequence[str]) -> set[str]:
-        """The ids among ``ids`` that the collection holds."""
-        groups = await self._by_owner(name, ids)
-        answers = await asyncio.gather(*(c.get(name, rs) for c, rs in groups))
-        return {r.id for a in answers for r in a.records}
-
-    async def search(
-        self,
-        name: str,
-        queries,
-        k: int = 10,
-        filter: common_pb2.Filter | None = None,
-        ef_search: int = 0,
-        nprobe: int = 0,
-        include_attributes: bool = False,
-        timeout: float | None = None,
-        allow_partial: bool = True,
-        retries: int = 0,
-        include_payloads: bool = False,
-        text_queries: Sequence[str] = (),
-    ) -> FanoutResult:
-        """Search every endpoint concurrently and merge; UNAVAILABLE is retried ``retries`` times.
-
-        ``text_queries`` (with ``queries`` None) makes it a lexical search (BM25, higher is
-        better). With ``allow_partial`` the answers of the endpoints that did reply are merged
-        and the result is flagged ``partial``; otherwise the first failure is raised.
-        """
-        await self._ensure(name)
-        req = _search_request(
-            name,
-            queries,
-            k,
-            filter,
-            ef_search,
-            nprobe,
-            include_attributes,
-            (),
-            include_payloads,
-            text_queries,
-        )
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-
-        async def one(c: AsyncIndexClient):
-            for attempt in range(retries + 1):
-                left = None if deadline is None else deadline - asyncio.get_running_loop().time()
-                if left is not None and left <= 0:
-                    raise DeadlineExceeded(f"{c.target}: deadline passed")
-                try:
-                    return await c.search_raw(req, left)
-                except Unavailable:
-                    if attempt == retries:
-                        raise
-                    await asyncio.sleep(0.02 * 2**attempt)
-            raise AssertionError("unreachable")  # pragma: no cover
-
-        answers = await asyncio.gather(*(one(c) for c in self.clients), return_exceptions=True)
-        failed = [
-            c.target
-            for c, a in zip(self.clients, answers, strict=True)
-            if isinstance(a, BaseException)
-        ]
-        good = [a for a in answers if not isinstance(a, BaseException)]
-        if failed and (not allow_partial or not good):
-            first = next(a for a in answers if isinstance(a, BaseException))
-            raise first
-        higher = self.metric[name] == "ip" or bool(text_queries)
-        per_endpoint = [_hits(a) for a in good]
-        merged = []
-        for q in range(len(text_queries) or req.queries.shape[0]):
-            pool = [h for hits in per_endpoint for h in hits[q]]
-            pool.sort(key=(lambda h: (-h.score, h.id)) if higher else (lambda h: (h.score, h.id)))
-            merged.append(pool[:k])
-        return FanoutResult(merged, partial=bool(failed), failed_endpoints=failed)

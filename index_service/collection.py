@@ -29,7 +29,7 @@ import shutil
 import threading
 import time
 import zlib
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,13 +40,15 @@ from index_service import devices
 from index_service.attributes import Value, attrs_from_pb
 from index_service.lexical import LexicalIndex, search_filtered
 from index_service.payloads import PayloadStore
+from index_service.replog import Epochs, ReplicationLog
 from index_service.shard import IP, L2, SearchOptions, Shard
-from index_service.wal import OP_DELETE, OP_UPSERT, Wal, fsync_dir, replay
+from index_service.wal import OP_DELETE, OP_UPSERT, Wal, WalEntry, fsync_dir, replay, wal_files
 from vitrine.serving.errors import FailedPrecondition, InvalidArgument
 from vitrine.v1 import index_pb2
 
 log = logging.getLogger("vitrine.index.collection")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SPEC_RE = re.compile(r"^[A-Za-z0-9,_.+=-]{1,128}$")
 META = "collection.json"
 
 
@@ -64,6 +66,7 @@ class CollectionMeta:
     num_shards: int
     local_shards: list[int] = field(default_factory=list)
     payload_bytes: int = 0  # exact size of every non-empty payload; 0 = any (up to the limit)
+    replication_factor: int = 1  # copies of every shard (index_service.replication)
 
     def validate(self) -> None:
         if not NAME_RE.match(self.name):
@@ -76,9 +79,16 @@ class CollectionMeta:
             raise InvalidArgument(f"num_shards: {self.num_shards} must be in 1..1024")
         if self.payload_bytes < 0:
             raise InvalidArgument(f"payload_bytes: {self.payload_bytes} must be >= 0")
+        if not 1 <= self.replication_factor <= 16:
+            raise InvalidArgument(f"replication_factor: {self.replication_factor} must be in 1..16")
         bad = [s for s in self.local_shards if not 0 <= s < self.num_shards]
         if bad:
             raise InvalidArgument(f"local_shards: {bad} outside 0..{self.num_shards - 1}")
+        if not SPEC_RE.match(self.index_spec):  # faiss's parser crashes on some long strings
+            raise InvalidArgument(
+                f"index_spec: {self.index_spec[:40]!r} is not a faiss factory string "
+                "(up to 128 characters of letters, digits and ,_.-+=)"
+            )
         try:
             faiss.index_factory(self.dim, self.index_spec, faiss.METRIC_L2)
         except Exception as exc:  # faiss raises RuntimeError with a C++ message
@@ -108,6 +118,7 @@ class Collection:
         gpus: int = 0,
         max_payload_bytes: int = 64 * 1024,
         max_text_chars: int = 16 * 1024,
+        replication_log_bytes: int = 64 << 20,
     ) -> None:
         self.meta = meta
         self.max_text_chars = max_text_chars
@@ -132,17 +143,26 @@ class Collection:
         self.payloads = PayloadStore(directory)
         self.texts = PayloadStore(directory, "texts")
         self.lexical: dict[int, LexicalIndex] = {s: LexicalIndex() for s in self.meta.local_shards}
+        self._lexical_pool: ThreadPoolExecutor | None = None  # commits of several shards at once
         self.applied_seq = 0
+        self._pending_seq = 0
         self.snapshot_seq = 0
         self.wal: Wal | None = None
         self._queue: list[_Op] = []
         self._flusher: asyncio.Task | None = None
         self._snapshot_lock = threading.Lock()  # snapshot vs apply
+        self._wal_lock = threading.Lock()  # snapshot (WAL rotation) vs log appends
         self._wal_at_snapshot = 0
         self.recovery_seconds = 0.0
         self.replayed = 0
         self.group_sizes: list[int] = []  # for metrics, drained by the service
         self.dropped = False
+        # Replication (index_service.replication): the log as followers read it, its epochs,
+        # the hook that waits for a follower's acknowledgement, and whether reads are served.
+        self.epochs = Epochs(directory)
+        self.replog = ReplicationLog(directory, 0, replication_log_bytes)
+        self.replicate = None  # async (collection, last_seq) -> None; raises when not replicated
+        self.in_sync = True
 
     # -- creation / recovery ------------------------------------------------------------------------
     @classmethod
@@ -187,6 +207,8 @@ class Collection:
                 batch = []
         c._apply_entries(batch)
         c.wal = Wal(directory, c.applied_seq + 1, fsync=c.fsync)
+        c.replog.reset(c.applied_seq)
+        c._pending_seq = c.applied_seq
         c.recovery_seconds = time.perf_counter() - t0
         log.info(
             "collection recovered",
@@ -291,28 +313,55 @@ class Collection:
         while self._queue:
             group, self._queue = self._queue, []
             try:
-                results = await asyncio.to_thread(self._commit_and_apply, group)
+                last_seq = await asyncio.to_thread(self._commit, group)
             except Exception as exc:  # disk full, I/O error: nobody in the group is acknowledged
                 log.exception("WAL commit failed", extra={"collection": self.meta.name})
                 for op in group:
                     if not op.future.done():
                         op.future.set_exception(exc)
                 continue
+            # In the log now, so applied either way (recovery and followers would apply it),
+            # while a follower makes it durable too; without a follower's acknowledgement the
+            # writers get the error and retry.
+            applying = asyncio.ensure_future(asyncio.to_thread(self._apply_group, group))
+            failure = None
+            if self.replicate is not None:
+                try:
+                    await self.replicate(self, last_seq)
+                except Exception as exc:  # answered to every writer of the group
+                    failure = exc
+            try:
+                results = await applying
+            except Exception as exc:  # in the WAL: a restart replays it; answer the error now
+                log.exception("apply failed", extra={"collection": self.meta.name})
+                results, failure = [None] * len(group), failure or exc
             for op, res in zip(group, results, strict=True):
-                if not op.future.done():
+                if op.future.done():
+                    continue
+                if failure is not None:
+                    op.future.set_exception(failure)
+                else:
                     op.future.set_result(res)
-            if self.wal.bytes_written - self._wal_at_snapshot > self.snapshot_wal_bytes:
-                await asyncio.to_thread(self.snapshot)
+            await self.snapshot_if_due()
 
-    def _commit_and_apply(self, group: list[_Op]) -> list:
-        with self._snapshot_lock:
-            entries, spans = [], []
+    async def snapshot_if_due(self) -> None:
+        if self.wal.bytes_written - self._wal_at_snapshot > self.snapshot_wal_bytes:
+            await asyncio.to_thread(self.snapshot)
+
+    def _commit(self, group: list[_Op]) -> int:
+        """Give the group's entries their seqs and make them durable; returns the last seq."""
+        with self._wal_lock:
+            entries = []
             for op in group:
-                es = self.wal.assign(op.op, op.bodies)
-                entries += es
-                spans.append(es)
+                entries += self.wal.assign(op.op, op.bodies)
             self.wal.write(entries)  # durable from here
+            self.replog.append(entries)
             self.group_sizes.append(len(group))
+            self._pending_seq = entries[-1].seq
+            return entries[-1].seq
+
+    def _apply_group(self, group: list[_Op]) -> list:
+        with self._snapshot_lock:
             results, payload_ops, text_ops = [], [], []
             for op in group:
                 if op.op == OP_UPSERT:
@@ -327,8 +376,78 @@ class Collection:
                     text_ops += [("del", i, "") for i in op.apply[0]]
             self.payloads.apply(payload_ops)
             self._apply_texts(text_ops)
-            self.applied_seq = entries[-1].seq
+            self.applied_seq = self._pending_seq
             return results
+
+    # -- replication (a follower's side; index_service.replication drives it) ----------------------
+    def write_replicated(self, entries: list[WalEntry]) -> None:
+        """Make the primary's entries durable in this log, with their seqs (not applied yet)."""
+        with self._wal_lock:
+            if entries[0].seq != self.wal.next_seq:
+                raise FailedPrecondition(
+                    f"collection {self.meta.name}: entry {entries[0].seq} does not follow "
+                    f"{self.wal.next_seq - 1}"
+                )
+            self.wal.write(entries)
+            self.wal.next_seq = entries[-1].seq + 1
+            self.replog.append(entries)
+
+    def apply_replicated(self, entries: list[WalEntry], epochs: list[tuple[int, int]]) -> None:
+        """Apply entries :meth:`write_replicated` wrote (in order), and the primary's epochs."""
+        with self._snapshot_lock:
+            self._apply_entries(entries)
+            self.epochs.adopt(epochs, self.applied_seq)
+
+    def dump(self, batch: int):
+        """``(seq, epochs, [[Record, ...], ...])``: every live record as of one applied seq."""
+        from index_service.attributes import attrs_to_pb
+
+        with self._snapshot_lock:
+            seq = self.applied_seq
+            epochs = [e for e in self.epochs.items if e[1] <= seq]
+            copies = [_copy_shard(shard, with_index=False) for shard in self.shards.values()]
+
+        def parts():
+            rows = []
+            for copy in copies:
+                for label, rid in enumerate(copy.ids):
+                    if copy.live[label]:
+                        rows.append((rid, copy.vectors[label], copy.attrs[label]))
+            for i in range(0, len(rows), batch):
+                chunk = rows[i : i + batch]
+                ids = [r[0] for r in chunk]
+                payloads = self.payloads.get_many(ids)
+                texts = self.texts.get_many(ids)
+                yield [
+                    index_pb2.Record(
+                        id=rid,
+                        vector=vec.astype("<f4").tobytes(),
+                        attributes=attrs_to_pb(attrs),
+                        payload=payload,
+                        text=text.decode("utf-8"),
+                    )
+                    for (rid, vec, attrs), payload, text in zip(chunk, payloads, texts, strict=True)
+                ]
+
+        return seq, epochs, parts()
+
+    def load_dump(self, records, seq: int, epochs: list[tuple[int, int]]) -> None:
+        """Fill a new, empty collection from a primary's dump consistent with ``seq``."""
+        with self._snapshot_lock, self._wal_lock:
+            for part in records:
+                if part:
+                    _bodies, (ids, vectors, attrs, payloads, texts) = self.prepare_upsert(part)
+                    self._apply_upsert(ids, vectors, attrs)
+                    self.payloads.apply([("put", i, p) for i, p in zip(ids, payloads, strict=True)])
+                    self._apply_texts([("put", i, t) for i, t in zip(ids, texts, strict=True)])
+            self.wal.close()
+            for _first, path in wal_files(self.dir):
+                path.unlink()
+            self.wal = Wal(self.dir, seq + 1, fsync=self.fsync)
+            self.applied_seq = self._pending_seq = seq
+            self.replog.reset(seq)
+            self.epochs.adopt(epochs, seq)
+        self.snapshot()  # durable as of seq without the entries that led there
 
     def _apply_texts(self, ops: list[tuple[str, str, str]]) -> None:
         """Lexical texts: into the text store (durable with snapshots) and the shards' indexes."""
@@ -338,9 +457,16 @@ class Collection:
         by_shard: dict[int, list] = {}
         for op in ops:
             by_shard.setdefault(shard_of(op[1], self.meta.num_shards), []).append(op)
-        for s, shard_ops in by_shard.items():
-            if s in self.lexical:
-                self.lexical[s].apply(shard_ops)
+        work = [(self.lexical[s], o) for s, o in by_shard.items() if s in self.lexical]
+        if len(work) == 1:
+            work[0][0].apply(work[0][1])
+        elif work:  # tantivy commits release the GIL: the shards commit side by side
+            if self._lexical_pool is None:
+                self._lexical_pool = ThreadPoolExecutor(
+                    min(8, len(self.lexical)), thread_name_prefix="lexical"
+                )
+            for f in [self._lexical_pool.submit(ix.apply, o) for ix, o in work]:
+                f.result()
 
     def _local_rows(self, ids) -> dict[int, list[int]]:
         """Row numbers of ``ids`` by local shard (ids of other shards are left out)."""
@@ -398,7 +524,7 @@ class Collection:
     # -- snapshots ----------------------------------------------------------------------------------------
     def snapshot(self) -> int:
         """Write a snapshot of every local shard as of the current seq; returns it."""
-        with self._snapshot_lock:
+        with self._snapshot_lock, self._wal_lock:
             seq = self.applied_seq
             if seq == self.snapshot_seq:
                 return seq
@@ -485,6 +611,7 @@ class Collection:
             local_shards=self.meta.local_shards,
             count=self.count(),
             payload_bytes=self.meta.payload_bytes,
+            replication_factor=self.meta.replication_factor,
         )
 
     def get(self, ids: list[str]) -> dict[str, tuple[np.ndarray, dict[str, Value]]]:
@@ -508,6 +635,8 @@ class Collection:
             self.wal.close()
         self.payloads.close()
         self.texts.close()
+        if self._lexical_pool is not None:
+            self._lexical_pool.shutdown(wait=True)
 
 
 # -- shard (de)serialisation ----------------------------------------------------------------------------------
@@ -520,7 +649,7 @@ class _ShardCopy:
     index: bytes | None
 
 
-def _copy_shard(shard: Shard) -> _ShardCopy:
+def _copy_shard(shard: Shard, with_index: bool = True) -> _ShardCopy:
     with shard.lock.read():
         st = shard.state
         return _ShardCopy(
@@ -529,7 +658,7 @@ def _copy_shard(shard: Shard) -> _ShardCopy:
             list(st.ids),
             list(st.attrs),
             faiss.serialize_index(devices.to_cpu(st.index)).tobytes()
-            if st.index is not None
+            if st.index is not None and with_index
             else None,
         )
 

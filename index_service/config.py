@@ -25,6 +25,18 @@ class IndexConfig(ServerConfig):
     max_queries: int = 1024
     max_records_per_request: int = 10_000
     max_payload_bytes: int = 64 * 1024  # largest Record.payload accepted
+    # Replication (index_service.replication): the processes of a replica group hold the same
+    # shards; one primary orders writes, the others follow. "" = a standalone process.
+    replica_group: str = ""
+    replicas: int = 1  # processes in the group: the default replication factor of collections
+    advertise_address: str = ""  # how the group's members reach this one (default host:port)
+    member_id: str = ""  # unique in the group (default: the advertised address)
+    coordinator: str = ""  # etcd endpoints (http://host:2379[,...]); "" = none
+    primary_address: str = ""  # without a coordinator: the group's fixed primary
+    lease_ttl_s: int = 2  # etcd lease of members and the primary (failover takes about this)
+    replication_timeout_s: float = 5.0  # a write waits this long for a follower's acknowledgement
+    fetch_wait_ms: int = 500  # a follower's long-poll for new entries
+    replication_log_mb: int = 64  # newest log entries kept in memory for followers (older: WAL)
 
     def validate(self) -> None:
         super().validate()
@@ -39,6 +51,16 @@ class IndexConfig(ServerConfig):
             raise ConfigError("max_k/max_queries/max_records_per_request: must be >= 1")
         if self.max_payload_bytes < 0:
             raise ConfigError("max_payload_bytes: must be >= 0")
+        if not 1 <= self.replicas <= 16:
+            raise ConfigError("replicas: must be in 1..16")
+        if self.replicas > 1 and not self.replica_group:
+            raise ConfigError("replica_group: required when replicas > 1")
+        if self.coordinator and not self.coordinator.startswith(("http://", "https://")):
+            raise ConfigError("coordinator: etcd endpoints as http(s)://host:port[,...]")
+        if self.replication_log_mb < 0:
+            raise ConfigError("replication_log_mb: must be >= 0")
+        if self.lease_ttl_s < 1 or self.replication_timeout_s <= 0 or self.fetch_wait_ms < 0:
+            raise ConfigError("lease_ttl_s/replication_timeout_s/fetch_wait_ms: out of range")
 
     @property
     def threads(self) -> int:

@@ -48,6 +48,7 @@ class IndexStore:
         self._lock = asyncio.Lock()
         self.coalescer = SearchCoalescer(config.search_batch_rows)
         self._gpus = devices.resolve(config.index_device)
+        self.replication = None  # index_service.replication.Replication, set by the server
 
     def _kw(self) -> dict:
         return {
@@ -56,6 +57,7 @@ class IndexStore:
             "compact_ratio": self.config.compact_ratio,
             "gpus": self._gpus,
             "max_payload_bytes": self.config.max_payload_bytes,
+            "replication_log_bytes": self.config.replication_log_mb << 20,
         }
 
     async def start(self) -> None:
@@ -92,21 +94,40 @@ class IndexStore:
             c = await asyncio.to_thread(
                 Collection.create, meta, self.root / meta.name, self._background, **self._kw()
             )
+            if self.replication is not None:
+                self.replication.attach(c)
             self.collections[meta.name] = c
             log.info("collection created", extra={"collection": meta.name, "spec": meta.index_spec})
             return c
 
     async def drop(self, name: str) -> bool:
         async with self._lock:
-            c = self.collections.pop(name, None)
-            if c is None:
-                return False
-            c.dropped = True
-            await c.close(snapshot=False)
-            tomb = self.root / f".{name}.dropping"
-            c.dir.rename(tomb)
-            await asyncio.to_thread(shutil.rmtree, tomb, True)
-            return True
+            return await self._drop(name)
+
+    async def _drop(self, name: str) -> bool:
+        c = self.collections.pop(name, None)
+        if c is None:
+            return False
+        c.dropped = True
+        await c.close(snapshot=False)
+        tomb = self.root / f".{name}.dropping"
+        c.dir.rename(tomb)
+        await asyncio.to_thread(shutil.rmtree, tomb, True)
+        return True
+
+    async def replace(self, meta: CollectionMeta, parts, seq: int, epochs) -> Collection:
+        """Swap a collection for a primary's copy as of ``seq`` (a follower's resync)."""
+        async with self._lock:
+            await self._drop(meta.name)
+            meta.validate()
+            c = await asyncio.to_thread(
+                Collection.create, meta, self.root / meta.name, self._background, **self._kw()
+            )
+            await asyncio.to_thread(c.load_dump, parts, seq, epochs)
+            if self.replication is not None:
+                self.replication.attach(c)
+            self.collections[meta.name] = c
+            return c
 
     def _target(
         self, name: str, k: int, n: int, field: str, shards: list[int] | None

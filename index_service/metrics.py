@@ -79,12 +79,43 @@ class IndexMetrics:
             ["collection"],
             registry=registry,
         )
+        self.in_sync = Gauge(
+            "vitrine_index_replica_in_sync",
+            "1 when this replica serves reads of the collection (primary, or caught up).",
+            ["collection"],
+            registry=registry,
+        )
+        self.applied_seq = Gauge(
+            "vitrine_index_replica_applied_seq",
+            "Last log sequence number durable here (compare replicas for the lag).",
+            ["collection"],
+            registry=registry,
+        )
         self.rebuilds = Gauge(
             "vitrine_index_rebuilds",
             "Background rebuilds (compaction/training) completed since start.",
             ["collection"],
             registry=registry,
         )
+
+    def watch_replication(self, replication, registry: CollectorRegistry) -> None:
+        """Role, term and per-collection progress, read at each scrape."""
+        Gauge(
+            "vitrine_index_replica_primary",
+            "1 while this process is its replica group's primary (takes writes), else 0.",
+            registry=registry,
+        ).set_function(lambda: float(replication.role == 1))
+        Gauge(
+            "vitrine_index_replica_term",
+            "Term of the replica group's current primary (grows at each failover).",
+            registry=registry,
+        ).set_function(lambda: float(replication.term))
+        Gauge(
+            "vitrine_index_replica_role_changes",
+            "Role changes (primary/follower) since start.",
+            registry=registry,
+        ).set_function(lambda: float(replication.role_changes))
+        self._replication = replication
 
     def observe_batch(self, requests: int, rows: int) -> None:
         self.search_batch.observe(requests)
@@ -98,12 +129,14 @@ class IndexMetrics:
         self.recovery.labels(name).set(collection.recovery_seconds)
         self.rebuilds.labels(name).set(sum(s.compactions for s in shards))
         self.lexical_documents.labels(name).set(collection.lexical_count())
+        self.in_sync.labels(name).set(float(collection.in_sync))
+        self.applied_seq.labels(name).set(collection.replog.durable_seq)
         sizes, collection.group_sizes = collection.group_sizes, []
         for n in sizes:
             self.commit_group.labels(name).observe(n)
 
     def forget(self, name: str) -> None:
         gauges = (self.records, self.tombstones, self.memory, self.recovery, self.rebuilds)
-        for metric in (*gauges, self.lexical_documents):
+        for metric in (*gauges, self.lexical_documents, self.in_sync, self.applied_seq):
             with contextlib.suppress(KeyError):
                 metric.remove(name)

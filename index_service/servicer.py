@@ -9,11 +9,11 @@ from index_service.collection import CollectionMeta
 from index_service.core import IndexStore
 from index_service.metrics import IndexMetrics
 from index_service.shard import IP, L2, SearchOptions
-from vitrine.serving.errors import InvalidArgument
+from vitrine.serving.errors import InvalidArgument, Unavailable, VitrineError
 from vitrine.serving.grpc_app import rpc
 from vitrine.serving.metrics import RpcMetrics
 from vitrine.tensors import from_tensor
-from vitrine.v1 import index_pb2, index_pb2_grpc
+from vitrine.v1 import index_pb2, index_pb2_grpc, replication_pb2_grpc
 
 _METRICS = {index_pb2.METRIC_INNER_PRODUCT: IP, index_pb2.METRIC_L2: L2}
 
@@ -24,10 +24,23 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
         self.metrics = metrics
         self.index_metrics = index_metrics
 
+    def _writable(self, c=None) -> None:
+        """Writes go to the replica group's primary (UNAVAILABLE elsewhere: clients re-route)."""
+        if self.store.replication is not None:
+            self.store.replication.check_writable(c)
+
+    def _readable(self, name: str):
+        """The collection, if this process serves reads of it (a follower: once in sync)."""
+        c = self.store.get(name)
+        if not c.in_sync:
+            raise Unavailable(f"collection {name}: this replica is catching up with the primary")
+        return c
+
     @rpc
     async def CreateCollection(self, request, context):
         if request.metric not in _METRICS:
             raise InvalidArgument("metric: must be METRIC_INNER_PRODUCT or METRIC_L2")
+        self._writable()
         meta = CollectionMeta(
             name=request.name,
             dim=request.dim,
@@ -36,6 +49,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
             num_shards=request.num_shards or 1,
             local_shards=sorted(set(request.local_shards)),
             payload_bytes=request.payload_bytes,
+            replication_factor=request.replication_factor or self.store.config.replicas,
         )
         c = await self.store.create(meta)
         self.index_metrics.refresh(c)
@@ -53,6 +67,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
 
     @rpc
     async def DropCollection(self, request, context):
+        self._writable()
         dropped = await self.store.drop(request.name)
         if dropped:
             self.index_metrics.forget(request.name)
@@ -61,6 +76,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
     @rpc
     async def Upsert(self, request, context):
         c = self.store.get(request.collection)
+        self._writable(c)
         if len(request.records) > self.store.config.max_records_per_request:
             raise InvalidArgument(
                 f"records: {len(request.records)} > {self.store.config.max_records_per_request}"
@@ -73,6 +89,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
     @rpc
     async def Delete(self, request, context):
         c = self.store.get(request.collection)
+        self._writable(c)
         n = await c.delete(list(request.ids))
         self.index_metrics.deleted.labels(c.meta.name).inc(n)
         self.index_metrics.refresh(c)
@@ -80,7 +97,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
 
     @rpc
     async def Get(self, request, context):
-        c = self.store.get(request.collection)
+        c = self._readable(request.collection)
         found = c.get(list(request.ids))
         present = [rid for rid in request.ids if rid in found] if request.include_payloads else []
         payloads = dict(zip(present, c.get_payloads(present), strict=True))
@@ -105,7 +122,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
 
     @rpc
     async def Count(self, request, context):
-        return index_pb2.CountResponse(count=self.store.get(request.collection).count())
+        return index_pb2.CountResponse(count=self._readable(request.collection).count())
 
     @rpc
     async def GetStats(self, request, context):
@@ -139,7 +156,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
     @rpc
     async def Search(self, request, context):
         t0 = time.perf_counter()
-        c = self.store.get(request.collection)
+        c = self._readable(request.collection)
         flt = request.filter if request.HasField("filter") else None
         if request.text_queries:
             if request.HasField("queries") and request.queries.data:
@@ -161,6 +178,8 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
                 raise InvalidArgument(str(exc)) from exc
             if queries.ndim == 1:
                 queries = queries.reshape(1, -1)
+            if queries.ndim != 2:
+                raise InvalidArgument(f"queries: shape {list(queries.shape)}, expected [n, dim]")
             if request.params.ef_search < 0 or request.params.nprobe < 0:
                 raise InvalidArgument("params: ef_search and nprobe must be >= 0")
             opts = SearchOptions(
@@ -193,3 +212,26 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
         self.index_metrics.search_time.labels(c.meta.name, mode).observe(time.perf_counter() - t0)
         self.index_metrics.queries.labels(c.meta.name, mode).inc(len(results))
         return resp
+
+
+class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
+    """Thin gRPC layer over :class:`index_service.replication.Replication`."""
+
+    def __init__(self, replication, metrics: RpcMetrics):
+        self.replication = replication
+        self.metrics = metrics
+
+    @rpc
+    async def GetReplicaStatus(self, request, context):
+        return self.replication.status()
+
+    @rpc
+    async def Fetch(self, request, context):
+        return await self.replication.fetch(request)
+
+    async def Dump(self, request, context):
+        try:
+            async for part in self.replication.dump(request):
+                yield part
+        except VitrineError as exc:
+            await context.abort(exc.code, exc.message)

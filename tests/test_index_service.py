@@ -12,8 +12,9 @@ import faiss
 import numpy as np
 import pytest
 
-from index_service.client import IndexClient, IndexFanout
+from index_service.client import IndexClient
 from index_service.config import IndexConfig
+from index_service.fanout import IndexFanout
 from index_service.server import IndexServer
 from tests.support.servers import ServerProcess, ServerThread, scrape
 from vitrine.filters import all_of, any_of, between, eq, is_in, not_

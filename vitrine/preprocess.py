@@ -86,9 +86,22 @@ def decode_image(
     return resize_center_crop(img, size)
 
 
+MAX_ASPECT = 4  # longer side / shorter side kept before resizing (see resize_center_crop)
+
+
 def resize_center_crop(img: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     """Resize the shorter side of an RGB image to ``size`` (bicubic) and centre-crop a square."""
     w, h = img.size
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        # Only the centre square survives the crop below: cut the source to a 4:1 centre
+        # strip first, so a 1x40000 sliver does not become a 224x8,960,000 intermediate.
+        if w > h:
+            keep = MAX_ASPECT * h
+            img = img.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h))
+        else:
+            keep = MAX_ASPECT * w
+            img = img.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
+        w, h = img.size
     if (w, h) != (size, size):
         scale = size / min(w, h)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))

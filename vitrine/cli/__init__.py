@@ -6,6 +6,7 @@ root (:mod:`vitrine.cli.app`); each ``*_cmd`` module registers its commands on i
 
 from vitrine.cli import (  # noqa: F401  (register the commands)
     caption_cmd,
+    keys_cmd,
     models_cmd,
     serve_cmd,
     shop_cmd,

@@ -41,6 +41,35 @@ VersionOpt = Annotated[
 GatewayOpt = Annotated[
     str, typer.Option("--gateway", envvar="VITRINE_GATEWAY", help="Gateway address.")
 ]
+# Connection options of the commands calling the gateway (vitrine.cli.connect). Without TLS files
+# a loopback --gateway that is a running `vitrine up` stack is called with that stack's CA.
+CaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        envvar="VITRINE_CA_FILE",
+        dir_okay=False,
+        help="CA bundle verifying the gateway (TLS). Default: a local `vitrine up` stack's CA.",
+    ),
+]
+CertFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert-file", envvar="VITRINE_CERT_FILE", dir_okay=False, help="Client certificate."
+    ),
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", envvar="VITRINE_KEY_FILE", dir_okay=False, help="Client key."),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="VITRINE_API_KEY",
+        help="API key, sent as 'authorization: Bearer <key>'.",
+    ),
+]
 
 
 @app.callback()

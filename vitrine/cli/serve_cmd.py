@@ -26,7 +26,29 @@ MetricsPortOpt = Annotated[
 ]
 ReadyFileOpt = Annotated[
     str | None,
-    typer.Option(help="Write {port, metrics_port, pid} as JSON here once ready (for scripts)."),
+    typer.Option(
+        help="Write {port, metrics_port, health_port, tls, pid} as JSON here once ready (scripts)."
+    ),
+]
+TlsCertOpt = Annotated[
+    str | None, typer.Option(help="TLS certificate (PEM); with --tls-key-file turns TLS on.")
+]
+TlsKeyOpt = Annotated[str | None, typer.Option(help="TLS private key (PEM).")]
+TlsCaOpt = Annotated[
+    str | None,
+    typer.Option(help="CA bundle verifying peers: client certs here, servers this one calls."),
+]
+TlsClientAuthOpt = Annotated[
+    bool | None,
+    typer.Option(help="With TLS: accept only clients with a certificate from --tls-ca-file."),
+]
+PlaintextOpt = Annotated[
+    bool | None,
+    typer.Option(help="Allow serving without TLS on a non-loopback host (explicit opt-out)."),
+]
+HealthPortOpt = Annotated[
+    int | None,
+    typer.Option(help="Plaintext port with only grpc.health.v1 (TLS-less probes); -1 = none."),
 ]
 
 
@@ -59,6 +81,12 @@ def serve_encoder(
     text_overflow: Annotated[
         str | None, typer.Option(help="truncate or reject texts longer than the window.")
     ] = None,
+    tls_cert_file: TlsCertOpt = None,
+    tls_key_file: TlsKeyOpt = None,
+    tls_ca_file: TlsCaOpt = None,
+    tls_client_auth: TlsClientAuthOpt = None,
+    plaintext: PlaintextOpt = None,
+    health_port: HealthPortOpt = None,
     ready_file: ReadyFileOpt = None,
 ) -> None:
     """Serve the ONNX towers of a model repository over gRPC (vitrine.v1.EncoderService)."""
@@ -106,6 +134,12 @@ def serve_index(
         str | None,
         typer.Option(help="Where shard indexes live: auto (GPUs when faiss sees them), cpu, gpu."),
     ] = None,
+    tls_cert_file: TlsCertOpt = None,
+    tls_key_file: TlsKeyOpt = None,
+    tls_ca_file: TlsCaOpt = None,
+    tls_client_auth: TlsClientAuthOpt = None,
+    plaintext: PlaintextOpt = None,
+    health_port: HealthPortOpt = None,
     ready_file: ReadyFileOpt = None,
 ) -> None:
     """Serve sharded, durable FAISS collections over gRPC (vitrine.v1.IndexService)."""
@@ -141,6 +175,12 @@ def serve_gateway(
     embed_cache_size: Annotated[
         int | None, typer.Option(help="Query-embedding cache entries (0 = off).")
     ] = None,
+    tls_cert_file: TlsCertOpt = None,
+    tls_key_file: TlsKeyOpt = None,
+    tls_ca_file: TlsCaOpt = None,
+    tls_client_auth: TlsClientAuthOpt = None,
+    plaintext: PlaintextOpt = None,
+    health_port: HealthPortOpt = None,
     ready_file: ReadyFileOpt = None,
 ) -> None:
     """Serve the public product-search API (vitrine.v1.SearchService)."""

@@ -7,7 +7,34 @@ from typing import Annotated
 
 import typer
 
-from vitrine.cli.app import DEFAULT_MODELS, CatalogOpt, GatewayOpt, ModelsOpt, app
+from vitrine.cli.app import (
+    DEFAULT_MODELS,
+    ApiKeyOpt,
+    CaFileOpt,
+    CatalogOpt,
+    CertFileOpt,
+    GatewayOpt,
+    KeyFileOpt,
+    ModelsOpt,
+    app,
+)
+
+
+def _client(gateway, ca_file, cert_file, key_file, api_key, timeout: float = 30.0):
+    """The gateway client for the connection options (vitrine.cli.connect)."""
+    from vitrine.cli.connect import gateway_client
+
+    try:
+        return gateway_client(
+            gateway,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            api_key=api_key,
+            timeout=timeout,
+        )
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @app.command()
@@ -16,6 +43,13 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="Index data (two processes: a/, b/).")] = Path(
         "data/index"
     ),
+    plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--plaintext",
+            help="No TLS (default: TLS, a throwaway local CA and certificates in <data-dir>/tls/).",
+        ),
+    ] = False,
 ) -> None:
     """Start an encoder, two index processes (half the shards each) and a gateway; Ctrl-C stops all."""
     import signal as _signal
@@ -23,13 +57,16 @@ def up(
 
     from vitrine.cli.stack import LocalStack
 
-    stack = LocalStack(models, data_dir)
+    stack = LocalStack(models, data_dir, tls=not plaintext)
     typer.echo("starting encoder, index-a, index-b, gateway ...")
     stack.start()
     for svc in stack.services:
         typer.echo(
             f"  {svc.name:8s} {svc.target}  metrics :{svc.info.get('metrics_port')}  pid {svc.info['pid']}"
         )
+    tls = stack.client_tls()
+    if tls is not None:
+        typer.echo(f"  TLS (mTLS inside): CA {tls.ca_file}; client cert {tls.cert_file}")
     typer.echo(
         f"ready: gateway at {stack.gateway}; logs in {stack.log_dir}. Ctrl-C stops everything."
     )
@@ -57,16 +94,19 @@ def ingest(
         bool,
         typer.Option(help="Generate missing titles/attributes from the photos (caption model)."),
     ] = False,
+    ca_file: CaFileOpt = None,
+    cert_file: CertFileOpt = None,
+    key_file: KeyFileOpt = None,
+    api_key: ApiKeyOpt = None,
 ) -> None:
     """Stream a catalog (titles, attributes, photos) into the search index through the gateway."""
     from rich.console import Console
 
-    from gateway.client import SearchClient
     from vitrine.catalog import load_catalog
     from vitrine.cli.shop import ingest_catalog, print_failures
 
     cat = load_catalog(catalog)
-    with SearchClient(gateway, timeout=3600) as client:
+    with _client(gateway, ca_file, cert_file, key_file, api_key, timeout=3600) as client:
         resp = ingest_catalog(client, cat, batch, fill_missing=fill_missing)
     console = Console()
     console.print(f"received {resp.received}, indexed {resp.succeeded}, failed {resp.failed}")
@@ -115,11 +155,14 @@ def search(
         bool, typer.Option("--json", help="Print the response as one JSON object (scripts).")
     ] = False,
     gateway: GatewayOpt = "127.0.0.1:50050",
+    ca_file: CaFileOpt = None,
+    cert_file: CertFileOpt = None,
+    key_file: KeyFileOpt = None,
+    api_key: ApiKeyOpt = None,
 ) -> None:
     """Search products by text, photo or both, with filters; prints a table (or JSON)."""
     from rich.console import Console
 
-    from gateway.client import SearchClient
     from vitrine.cli.shop import parse_filter, print_search
 
     try:
@@ -130,7 +173,7 @@ def search(
         raise typer.BadParameter("--mode: vector, lexical or hybrid")
     if compose not in (None, "model", "weighted"):
         raise typer.BadParameter("--compose: model or weighted")
-    with SearchClient(gateway) as client:
+    with _client(gateway, ca_file, cert_file, key_file, api_key) as client:
         resp = client.search(
             text=text,
             image=image.read_bytes() if image else b"",
@@ -165,13 +208,16 @@ def describe(
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Product photo.")],
     beam: Annotated[int, typer.Option(min=0, max=8, help="Beam width (0 = model default).")] = 0,
     gateway: GatewayOpt = "127.0.0.1:50050",
+    ca_file: CaFileOpt = None,
+    cert_file: CertFileOpt = None,
+    key_file: KeyFileOpt = None,
+    api_key: ApiKeyOpt = None,
 ) -> None:
     """Suggest a title and attributes for a product photo (the listing assistant)."""
     from rich.console import Console
 
-    from gateway.client import SearchClient
     from vitrine.cli.shop import print_description
 
-    with SearchClient(gateway) as client:
+    with _client(gateway, ca_file, cert_file, key_file, api_key) as client:
         d = client.describe(image.read_bytes(), beam=beam)
     print_description(f"describe {image.name}", d, Console())

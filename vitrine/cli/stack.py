@@ -4,6 +4,15 @@
 in its own process; the stack waits until each one is healthy (it writes its ready file only
 after its start-up — models loaded, collections recovered), and stops them all with SIGTERM
 (graceful drain), gateway first, on exit or Ctrl-C.
+
+TLS is on unless ``tls=False`` (``vitrine up --plaintext``): a throwaway local CA and one
+certificate per process (``vitrine.serving.certs``) under ``<data_dir>/tls/`` — ``ca.pem``,
+``encoder.pem``, ``index-a.pem``, ``index-b.pem``, ``gateway.pem``, ``client.pem`` and their
+``-key.pem`` files — made once and reused while valid. Every service serves TLS with its
+certificate; the encoder and index processes accept only clients with a certificate from the CA
+(the gateway calls them with its own: mTLS); the gateway asks none (public API). The stack's own
+clients use ``client.pem``. The running stack registers its gateway (``vitrine.cli.connect``) so
+``vitrine search/ingest/describe`` find the CA without options.
 """
 
 from __future__ import annotations
@@ -17,6 +26,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vitrine.cli import connect
+from vitrine.serving.certs import TLSFiles, ensure_local_tls
+from vitrine.serving.tls import ClientTLS
+
+TLS_NAMES = ("encoder", "index-a", "index-b", "gateway", "client")
 
 
 @dataclass
@@ -45,6 +60,8 @@ class LocalStack:
         log_dir: Path | None = None,
         index_spec: str = "HNSW32",
         num_shards: int = 4,
+        tls: bool = True,
+        tls_dir: Path | None = None,
     ):
         self.models = models
         self.data_dir = data_dir
@@ -55,6 +72,37 @@ class LocalStack:
         self.num_shards = num_shards
         self.services: list[Service] = []
         self._tmp = Path(tempfile.mkdtemp(prefix="vitrine-stack-"))
+        self.tls = tls
+        self.tls_dir = tls_dir or data_dir / "tls"
+        self.tls_files: dict[str, TLSFiles] = {}
+        self._registration: Path | None = None
+
+    def _tls_env(self, name: str) -> dict[str, str]:
+        """The TLS settings of service ``name`` as ``VITRINE_*`` env (over any inherited)."""
+        if not self.tls:
+            return {
+                "VITRINE_TLS_CERT_FILE": "",
+                "VITRINE_TLS_KEY_FILE": "",
+                "VITRINE_TLS_CA_FILE": "",
+                "VITRINE_PLAINTEXT": "true",
+            }
+        if name not in self.tls_files:  # a service added beside the four (benchmarks)
+            self.tls_files.update(ensure_local_tls(self.tls_dir, [name]))
+        f = self.tls_files[name]
+        return {
+            "VITRINE_TLS_CERT_FILE": str(f.cert_file),
+            "VITRINE_TLS_KEY_FILE": str(f.key_file),
+            "VITRINE_TLS_CA_FILE": str(f.ca_file),
+            "VITRINE_TLS_CLIENT_AUTH": "false" if name.startswith("gateway") else "true",
+            "VITRINE_PLAINTEXT": "false",
+        }
+
+    def client_tls(self) -> ClientTLS | None:
+        """How a client calls the stack's services (None when it runs plaintext)."""
+        if not self.tls:
+            return None
+        f = self.tls_files["client"]
+        return ClientTLS(f.ca_file, f.cert_file, f.key_file)
 
     def _start(self, svc: Service, timeout: float = 180) -> Service:
         svc.ready_file = self._tmp / f"{svc.name}.json"
@@ -76,7 +124,11 @@ class LocalStack:
             ],
             stdout=log,
             stderr=log,
-            env={**os.environ, "VITRINE_LOG_LEVEL": os.environ.get("VITRINE_LOG_LEVEL", "info")},
+            env={
+                **os.environ,
+                "VITRINE_LOG_LEVEL": os.environ.get("VITRINE_LOG_LEVEL", "info"),
+                **self._tls_env(svc.name),
+            },
         )
         deadline = time.monotonic() + timeout
         while not svc.ready_file.exists():
@@ -93,6 +145,8 @@ class LocalStack:
     def start(self) -> LocalStack:
         enc_port, ia_port, ib_port, gw_port = self.ports
         enc_m, ia_m, ib_m, gw_m = self.metrics_ports
+        if self.tls:
+            self.tls_files = ensure_local_tls(self.tls_dir, TLS_NAMES)
         try:
             enc = self._start(
                 Service(
@@ -115,7 +169,7 @@ class LocalStack:
                     ib_m,
                 )
             )
-            self._start(
+            gw = self._start(
                 Service(
                     "gateway",
                     [
@@ -135,6 +189,7 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        self._registration = connect.register_stack(gw.target, gw.info["pid"], self.client_tls())
         return self
 
     @property
@@ -150,6 +205,8 @@ class LocalStack:
         return [s.target for s in self.services if s.name.startswith("index")]
 
     def stop(self, timeout: float = 30) -> None:
+        connect.unregister_stack(self._registration)
+        self._registration = None
         for svc in reversed(self.services):
             if svc.proc and svc.proc.poll() is None:
                 svc.proc.send_signal(signal.SIGTERM)

@@ -2,6 +2,9 @@
 
 Each service client comes in two flavours over the same stub: a blocking one (``grpc`` channel)
 and an asyncio one (``grpc.aio`` channel). Both raise :mod:`vitrine.serving.errors` types.
+``tls`` (a :class:`~vitrine.serving.tls.ClientTLS`) makes the channel TLS (mTLS with a client
+certificate), else it is plaintext; ``api_key`` is sent with every call as
+``authorization: Bearer <key>``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any
 
 import grpc
 
+from vitrine.serving import tls as _tls
 from vitrine.serving.errors import from_rpc_error
+from vitrine.serving.tls import ClientTLS
 
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -21,7 +26,16 @@ def channel_options(max_message: int = DEFAULT_MAX_MESSAGE) -> list[tuple[str, A
         ("grpc.max_receive_message_length", max_message),
         ("grpc.max_send_message_length", max_message),
         ("grpc.keepalive_time_ms", 30_000),
+        # A restarted or failed-over peer is reached again within ~2 s (gRPC's default backoff
+        # grows to 120 s, which would keep a returning replica out of use for minutes).
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
+
+
+def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("authorization", f"Bearer {api_key}"),) if api_key else None
 
 
 class SyncClientBase:
@@ -29,17 +43,29 @@ class SyncClientBase:
 
     stub_class: Callable[[grpc.Channel], Any]
 
-    def __init__(self, target: str, *, timeout: float | None = 30.0, channel=None):
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 30.0,
+        channel=None,
+        tls: ClientTLS | None = None,
+        api_key: str | None = None,
+    ):
         self.target = target
         self.timeout = timeout
+        self.tls = tls
+        self._metadata = _metadata(api_key)
         self._own = channel is None
-        self.channel = channel or grpc.insecure_channel(target, options=channel_options())
+        self.channel = channel or _tls.channel(target, tls, channel_options())
         self.stub = self.stub_class(self.channel)
 
     def _call(self, method: str, request, timeout: float | None = None):
         try:
             return getattr(self.stub, method)(
-                request, timeout=self.timeout if timeout is None else timeout
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
@@ -63,17 +89,29 @@ class AsyncClientBase:
 
     stub_class: Callable[[grpc.aio.Channel], Any]
 
-    def __init__(self, target: str, *, timeout: float | None = 30.0, channel=None):
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 30.0,
+        channel=None,
+        tls: ClientTLS | None = None,
+        api_key: str | None = None,
+    ):
         self.target = target
         self.timeout = timeout
+        self.tls = tls
+        self._metadata = _metadata(api_key)
         self._own = channel is None
-        self.channel = channel or grpc.aio.insecure_channel(target, options=channel_options())
+        self.channel = channel or _tls.aio_channel(target, tls, channel_options())
         self.stub = self.stub_class(self.channel)
 
     async def _call(self, method: str, request, timeout: float | None = None):
         try:
             return await getattr(self.stub, method)(
-                request, timeout=self.timeout if timeout is None else timeout
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None

@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from vitrine.serving.tls import ClientTLS
+from vitrine.serving.tls import check_settings as check_tls_settings
+
 ENV_PREFIX = "VITRINE_"
 C = TypeVar("C", bound="ServerConfig")
 
@@ -39,6 +42,20 @@ class ServerConfig:
     log_level: str = "info"
     log_format: str = "json"
     event_loop: str = "uvloop"  # uvloop (libuv, faster per call) or asyncio (the standard loop)
+    # TLS (vitrine.serving.tls). With a certificate and key the listener speaks TLS only; the
+    # files are watched, so a rotated certificate is served to new connections without a restart.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # CA bundle that verifies peers: client certificates here, server certificates when this
+    # service calls others (which it does with its own certificate: mTLS).
+    tls_ca_file: str = ""
+    tls_client_auth: bool = True  # with TLS: accept only clients with a cert from tls_ca_file
+    # Without TLS a listener starts only on a loopback host (127.0.0.1, ::1, localhost), unless
+    # plaintext is set: serving plaintext on a reachable address has to be asked for.
+    plaintext: bool = False
+    # Plaintext port carrying only grpc.health.v1 (the same health states), for probes that
+    # cannot speak TLS (Kubernetes gRPC probes); -1 = none, 0 = pick a free port.
+    health_port: int = -1
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -55,6 +72,19 @@ class ServerConfig:
             raise ConfigError("log_format: must be 'json' or 'text'")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level: must be debug, info, warning or error")
+        check_tls_settings(self)
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether the listener speaks TLS."""
+        return bool(self.tls_cert_file)
+
+    def client_tls(self) -> ClientTLS | None:
+        """How this service calls others: with TLS on, its own certificate and key, verifying
+        the servers with ``tls_ca_file``; plaintext otherwise."""
+        if not self.tls_enabled:
+            return None
+        return ClientTLS(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
 
 
 def _coerce(name: str, raw: Any, typ: Any) -> Any:

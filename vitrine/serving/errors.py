@@ -42,6 +42,18 @@ class FailedPrecondition(VitrineError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Unauthenticated(VitrineError):
+    """No credentials, or credentials that are not valid (an unknown or revoked API key)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(VitrineError):
+    """Valid credentials without the right to do this (an API key lacking the scope)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class ResourceExhausted(VitrineError):
     """Overloaded: retry after ``retry_after_s`` seconds."""
 
@@ -71,6 +83,8 @@ _BY_CODE: dict[grpc.StatusCode, type[VitrineError]] = {
         NotFound,
         AlreadyExists,
         FailedPrecondition,
+        Unauthenticated,
+        PermissionDenied,
         ResourceExhausted,
         DeadlineExceeded,
         Unavailable,

@@ -3,10 +3,14 @@
 A service supplies its servicer(s) and a ``start``/``close`` pair; :class:`GrpcApp` does the rest
 once, the same way for all of them:
 
-* binds ``host:port`` (port 0 = a free port, read back as :attr:`GrpcApp.port`);
+* binds ``host:port`` (port 0 = a free port, read back as :attr:`GrpcApp.port`): TLS when
+  ``tls_cert_file`` is set (mTLS with ``tls_client_auth``; a rotated certificate is picked up
+  without a restart, see :mod:`vitrine.serving.tls`), else plaintext;
 * standard gRPC health checking (``grpc.health.v1``): the ``liveness`` service is SERVING as soon
   as the process answers; ``""`` (overall) and each API service turn SERVING only once the
   service's ``start`` has finished (models loaded, indexes recovered) — that is readiness;
+* with ``health_port`` >= 0, a second, plaintext listener carrying only the same health
+  service (one truth for liveness/readiness), for probes that cannot speak TLS;
 * server reflection, so ``grpcurl`` and friends need no ``.proto`` files;
 * Prometheus ``/metrics`` on a separate HTTP port;
 * graceful shutdown on SIGTERM/SIGINT: report NOT_SERVING, stop taking new calls, let in-flight
@@ -33,8 +37,10 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from vitrine.serving.config import ServerConfig
+from vitrine.serving.decode_guard import DecodeErrorInterceptor
 from vitrine.serving.errors import RETRY_PUSHBACK_KEY, VitrineError
 from vitrine.serving.metrics import RpcMetrics, start_metrics_http
+from vitrine.serving.tls import CertificateReloader, server_credentials
 
 log = logging.getLogger("vitrine.server")
 LIVENESS = "liveness"
@@ -94,11 +100,15 @@ class GrpcApp:
         self.registry = registry or CollectorRegistry()
         self.rpc_metrics = RpcMetrics(self.registry, service_name)
         self.server: grpc.aio.Server | None = None  # created in start(), on the serving loop
+        self.health_server: grpc.aio.Server | None = None  # the plaintext health_port listener
         self.health = health.aio.HealthServicer()
         self._pending: list[tuple[Callable, Any]] = []
+        self.interceptors: list[grpc.aio.ServerInterceptor] = []  # set before start()
         self._api_services: list[str] = []
         self.port: int | None = None
+        self.health_port: int | None = None
         self.metrics_port: int | None = None
+        self.tls_reloader: CertificateReloader | None = None
         self._metrics_http = None
         self._stopping = asyncio.Event()
         self._stopped = False
@@ -114,11 +124,13 @@ class GrpcApp:
         """Bind and start serving (health NOT_SERVING until :meth:`set_ready`)."""
         limit = self.config.max_message_mb * 1024 * 1024
         self.server = grpc.aio.server(
+            # After the service's own (auth first): undecodable requests -> INVALID_ARGUMENT.
+            interceptors=[*self.interceptors, DecodeErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for add_fn, servicer in self._pending:
@@ -129,9 +141,15 @@ class GrpcApp:
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(tuple(names), self.server)
-        self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        address = f"{self.config.host}:{self.config.port}"
+        tls = bool(self.config.tls_cert_file)
+        if tls:
+            creds, self.tls_reloader = server_credentials(self.config)
+            self.port = self.server.add_secure_port(address, creds)
+        else:
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
-            raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
+            raise OSError(f"cannot bind {address}")
         for svc in ("", *self._api_services):
             await self.health.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
@@ -140,14 +158,29 @@ class GrpcApp:
                 self.registry, self.config.metrics_host, self.config.metrics_port
             )
         await self.server.start()
+        if self.config.health_port >= 0:
+            await self._start_health_server()
         log.info(
             "listening",
             extra={
                 "service": self.service_name,
                 "address": f"{self.config.host}:{self.port}",
+                "tls": tls,
+                "client_auth": tls and self.config.tls_client_auth,
+                "health_port": self.health_port,
                 "metrics_port": self.metrics_port,
             },
         )
+
+    async def _start_health_server(self) -> None:
+        """Plaintext ``host:health_port`` with only the health service (the same servicer)."""
+        self.health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+        address = f"{self.config.host}:{self.config.health_port}"
+        self.health_port = self.health_server.add_insecure_port(address)
+        if self.health_port == 0:
+            raise OSError(f"cannot bind {address} (health_port)")
+        await self.health_server.start()
 
     async def set_ready(self, ready: bool = True) -> None:
         status = (
@@ -176,6 +209,8 @@ class GrpcApp:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(grace)
+        if self.health_server is not None:  # probes see NOT_SERVING until the drain is over
+            await self.health_server.stop(0)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
@@ -210,7 +245,16 @@ def _write_ready_file(path: str, app: GrpcApp) -> None:
 
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"port": app.port, "metrics_port": app.metrics_port, "pid": os.getpid()}, f)
+        json.dump(
+            {
+                "port": app.port,
+                "metrics_port": app.metrics_port,
+                "health_port": app.health_port,
+                "tls": bool(app.config.tls_cert_file),
+                "pid": os.getpid(),
+            },
+            f,
+        )
     os.replace(tmp, path)
 
 
@@ -237,6 +281,10 @@ class ServiceServer:
     @property
     def metrics_port(self) -> int | None:
         return self.app.metrics_port
+
+    @property
+    def health_port(self) -> int | None:
+        return self.app.health_port
 
     def build(self) -> None:  # pragma: no cover - overridden
         """Register servicers with ``self.app.add_service``."""

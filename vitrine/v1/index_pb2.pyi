@@ -18,7 +18,7 @@ METRIC_INNER_PRODUCT: Metric
 METRIC_L2: Metric
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "count", "payload_bytes")
+    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "count", "payload_bytes", "replication_factor")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class CollectionInfo(_message.Message):
     LOCAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -35,10 +36,11 @@ class CollectionInfo(_message.Message):
     local_shards: _containers.RepeatedScalarFieldContainer[int]
     count: int
     payload_bytes: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
+    replication_factor: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., replication_factor: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "payload_bytes")
+    __slots__ = ("name", "dim", "metric", "index_spec", "num_shards", "local_shards", "payload_bytes", "replication_factor")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +48,7 @@ class CreateCollectionRequest(_message.Message):
     NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -53,7 +56,8 @@ class CreateCollectionRequest(_message.Message):
     num_shards: int
     local_shards: _containers.RepeatedScalarFieldContainer[int]
     payload_bytes: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
+    replication_factor: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index_spec: _Optional[str] = ..., num_shards: _Optional[int] = ..., local_shards: _Optional[_Iterable[int]] = ..., payload_bytes: _Optional[int] = ..., replication_factor: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
