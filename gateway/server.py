@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from gateway.auth import KeyStore
@@ -12,6 +11,7 @@ from gateway.core import Gateway
 from gateway.metrics import GatewayMetrics
 from gateway.servicer import GatewayServicer
 from vitrine.serving.grpc_app import ServiceServer
+from vitrine.serving.tls import is_loopback
 from vitrine.v1 import gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger("vitrine.gateway")
@@ -30,7 +30,7 @@ class GatewayServer(ServiceServer):
             self.keys = KeyStore.load(
                 config.api_keys_file, config.api_key_rate_per_s, config.api_key_burst
             )
-        elif not _is_loopback(config.host):
+        elif not is_loopback(config.host):
             log.warning(
                 "API keys are off (api_keys_file is empty) on a non-loopback host: any caller "
                 "can search, write and delete",
@@ -56,12 +56,3 @@ class GatewayServer(ServiceServer):
 
 def main(config: GatewayConfig, ready_file: str | None = None) -> None:
     GatewayServer.main(config, ready_file)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

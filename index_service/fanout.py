@@ -78,8 +78,12 @@ class IndexFanout:
         self.num_shards: dict[str, int] = {}
         self._discovered = 0.0
         self._discovery: asyncio.Lock | None = None
+        self._background: asyncio.Future | None = None
+        self.rediscover_s = 10.0
 
     async def close(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
         await asyncio.gather(*(c.close() for c in self.clients))
 
     # -- discovery ---------------------------------------------------------------------------------------
@@ -178,7 +182,17 @@ class IndexFanout:
     async def _layout(self, name: str) -> _Layout:
         if name not in self.layouts:
             await self.refresh(name)
+        else:
+            self._rediscover_soon()
         return self.layouts[name]
+
+    def _rediscover_soon(self) -> None:
+        """Every ``rediscover_s``, look again in the background: a replica that was down or
+        catching up rejoins the reads, a new primary is known before the next write needs it."""
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - self._discovered > self.rediscover_s
+        if stale and (self._background is None or self._background.done()):
+            self._background = asyncio.ensure_future(self.discover(self.rediscover_s))
 
     # -- writes ------------------------------------------------------------------------------------------
     async def create_collection(

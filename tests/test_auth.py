@@ -37,7 +37,7 @@ from gateway.auth import (
 from gateway.auth_interceptor import AuthInterceptor, bearer_key, scope_of
 from gateway.client import SearchClient, product
 from gateway.config import GatewayConfig
-from gateway.server import GatewayServer, _is_loopback
+from gateway.server import GatewayServer
 from index_service.client import IndexClient
 from index_service.config import IndexConfig
 from index_service.server import IndexServer
@@ -48,6 +48,7 @@ from vitrine.cli import app
 from vitrine.logs import JsonFormatter
 from vitrine.serving import errors
 from vitrine.serving.config import ConfigError, load_config
+from vitrine.serving.tls import is_loopback as _is_loopback
 
 
 class FakeClock:
