@@ -62,6 +62,10 @@ class EtcdCoordinator:
         self.members_prefix = f"{PREFIX}/{group}/members/"
         self.lease = None
         self.last_renewal = 0.0
+        # A write is acknowledged only while the lease is surely alive on etcd's side too: a
+        # primary paused (SIGSTOP, a long GC, a VM freeze) past that point may have been
+        # replaced, and a follower that has not noticed yet could still acknowledge to it.
+        replication.lease_valid = lambda: time.monotonic() - self.last_renewal < self.ttl * 0.6
 
     async def _call(self, fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -74,15 +78,16 @@ class EtcdCoordinator:
         )
         self.last_renewal = time.monotonic()
 
-    async def _renew(self) -> bool:
+    async def _renew(self) -> str:
+        """ "ok", "expired" (etcd no longer has the lease) or "error" (no answer in time)."""
         try:
             ttl = await self._call(self.lease.refresh)
-        except Exception:  # etcd unreachable or lease gone: treated alike
-            return False
+        except Exception:  # etcd unreachable or slow: the lease may well be alive
+            return "error"
         if ttl is None or int(ttl) <= 0:
-            return False
+            return "expired"
         self.last_renewal = time.monotonic()
-        return True
+        return "ok"
 
     async def _peers(self) -> list[str]:
         values = await self._call(self.client.get_prefix, self.members_prefix)
@@ -93,12 +98,15 @@ class EtcdCoordinator:
         r = self.replication
         if self.lease is None:
             await self._register()
-        elif not await self._renew():
-            if time.monotonic() - self.last_renewal > self.ttl * 0.6:
-                await r.step_down()  # the lease may expire any moment: no more writes
-                with contextlib.suppress(Exception):
-                    await self._register()
-            return
+        else:
+            renewed = await self._renew()
+            if renewed != "ok":
+                if time.monotonic() - self.last_renewal > self.ttl * 0.6:
+                    await r.step_down()  # the lease may expire any moment: no more writes
+                if renewed == "expired":  # gone on etcd's side: join again under a new lease
+                    with contextlib.suppress(Exception):
+                        await self._register()
+                return
         found = await self._call(self.client.get, self.leader_key, metadata=True)
         if found:
             address, meta = found[0]

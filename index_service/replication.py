@@ -77,6 +77,7 @@ class Replication:
         self._follower: asyncio.Task | None = None
         self._replacing: set[str] = set()  # collections being swapped for a primary's copy
         self.on_applied = None  # called with a collection after a fetch applied (metrics)
+        self.lease_valid = lambda: True  # the coordinator's: may this process still act as primary
         self._channel_factory = channel_factory or (
             lambda target: grpc.aio.insecure_channel(target)
         )
@@ -174,6 +175,7 @@ class Replication:
             event.set()
         need = self._needed(c)
         if not need:
+            self._check_lease(c)
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.replication_timeout_s
@@ -183,6 +185,7 @@ class Replication:
                     raise Unavailable(f"collection {c.meta.name}: lost the primary role mid-write")
                 acked = self._acked.get(c.meta.name, {})
                 if sum(seq >= last_seq for seq, _t in acked.values()) >= need:
+                    self._check_lease(c)
                     return
                 left = deadline - loop.time()
                 if left <= 0:
@@ -193,6 +196,14 @@ class Replication:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._acks.wait(), left)
 
+    def _check_lease(self, c: Collection) -> None:
+        """Acknowledge only while the coordinator's lease is surely alive (a primary paused past
+        it may have been replaced): otherwise stop taking writes until the role is known."""
+        if self.role == PRIMARY and not self.lease_valid():
+            self.role = UNKNOWN  # the coordinator's next look decides again (waiters see it)
+            log.warning("lease lapsed", extra={"group": self.group, "term": self.term})
+            raise Unavailable(f"collection {c.meta.name}: the primary's lease lapsed; retry")
+
     async def fetch(self, req: replication_pb2.FetchRequest) -> replication_pb2.FetchResponse:
         if req.term > self.term:
             await self.step_down()  # a newer primary exists: this one was deposed
@@ -200,15 +211,15 @@ class Replication:
             raise Unavailable(f"not the primary of replica group {self.group!r}")
         c = self.store.get(req.collection)
         loop = asyncio.get_running_loop()
-        async with self._acks:
-            self._acked.setdefault(c.meta.name, {})[req.member] = (req.after_seq, loop.time())
-            self._acks.notify_all()
         resp = replication_pb2.FetchResponse(term=self.term)
         after = req.after_seq
         if after > c.replog.durable_seq or c.epochs.term_at(after) != req.after_term:
             resp.snapshot_required = True  # diverged: kept entries this log does not have
             resp.last_seq = c.replog.durable_seq
-            return resp
+            return resp  # and its seq acknowledges nothing
+        async with self._acks:  # the follower holds this log up to after_seq: an ack
+            self._acked.setdefault(c.meta.name, {})[req.member] = (after, loop.time())
+            self._acks.notify_all()
         max_bytes = req.max_bytes or FETCH_MAX_BYTES
         # Take the wake-up event before reading: an append after the read sets this event
         # (replicate() pops and sets it), so no new entry can slip between read and wait.

@@ -229,3 +229,50 @@ def test_follower_behind_the_log_copies_a_snapshot(tmp_path):
     finally:
         for r in reps:
             r.stop()
+
+
+@needs_etcd
+def test_paused_primary_is_replaced_and_rejoins_without_losing_a_write(tmp_path):
+    """SIGSTOP the primary past its lease under load: a new primary takes over; when the old one
+    resumes it must not acknowledge anything, it rejoins as a follower (copying a snapshot if its
+    log diverged), and no acknowledged write is lost."""
+    with Etcd(tmp_path / "etcd") as etcd:
+        reps = replica_group(tmp_path, "g0", 2, etcd.url, {"VITRINE_REPLICATION_TIMEOUT_S": "2"})
+        try:
+            start_all(reps)
+
+            async def scenario():
+                fan = IndexFanout([r.target for r in reps], timeout=10)
+                primary = await primary_of(fan)
+                await fan.create_collection("p", DIM, "ip", "Flat", 2, replication_factor=2)
+                x = vectors(200, seed=5)
+                ids = [f"pre-{i}" for i in range(200)]
+                await fan.upsert_records("p", _records(ids, x), timeout=20)
+                await wait_in_sync([r.target for r in reps])
+                load = Load(fan)
+                load.acked.update(zip(ids, x, strict=True))
+                await asyncio.sleep(0.5)
+                old = next(r for r in reps if r.target == primary)
+                old.pause()  # hung: holds its connections, renews no lease
+                await asyncio.sleep(4.0)  # lease (2 s) expires, the other takes over
+                old.resume()
+                await wait_in_sync([old.target])
+                back = len(load.acked)
+                for _ in range(100):
+                    await asyncio.sleep(0.1)
+                    if len(load.acked) > back + 40:
+                        break
+                await load.finish()
+                new_primary = await primary_of(fan)
+                await fan.close()
+                return load, primary, new_primary, back
+
+            load, primary, new_primary, back = asyncio.run(scenario())
+            assert new_primary != primary  # the paused one was replaced
+            assert not load.search_failures, load.search_failures[:5]
+            assert len(load.acked) > back, "writes did not resume"
+            time.sleep(1.0)
+            check_replicas_identical([r.target for r in reps], load.acked)
+        finally:
+            for r in reps:
+                r.stop()
