@@ -131,7 +131,12 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
     with LocalStack(models, data, ports=(0, 0, 0, 0), metrics_ports=(0, 0, 0, 0)) as stack:
         for svc in stack.services:
             console.print(f"  {svc.name:8s} {svc.target}  (pid {svc.info['pid']})")
-        with SearchClient(stack.gateway, timeout=600, tls=stack.client_tls()) as client:
+        tls = stack.client_tls()
+        if tls is not None:
+            console.print(
+                f"  TLS on every listener, mTLS between the services; throwaway CA {tls.ca_file}"
+            )
+        with SearchClient(stack.gateway, timeout=600, tls=tls) as client:
             resp = ingest_catalog(client, catalog)
             console.print(f"ingested {resp.succeeded} of {resp.received} products")
             print_failures(resp, console)
