@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid eval-compose fuzz clean help
+.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid eval-compose fuzz bench-replication clean help
 
 help:
 	@echo "make demo   - set up, build the towers on the demo catalog, run the services, ingest, query"
@@ -97,5 +97,37 @@ eval-compose: $(STAMP)
 fuzz: $(STAMP)
 	$(PY) benchmarks/fuzz.py
 
+# R = 1 vs R = 2 search/upsert and failover time over 10 trials (needs Debian's etcd-server).
+bench-replication: $(STAMP)
+	$(PY) benchmarks/replication_bench.py --n 20000 --dim 256 --duration 8 --trials 10
+
 clean:
-	rm -rf $(VENV) .venv-peers .cache runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .venv-checkov .cache runs .pytest_cache .ruff_cache
+
+# Monitoring (docs/operations.md): regenerate the PrometheusRule and the Grafana dashboard of
+# deploy/monitoring/ from their sources, check the rules and run their unit tests (promtool);
+# `make prometheus` runs Prometheus against `make up` / `vitrine up` on this machine.
+.PHONY: monitoring prometheus
+monitoring: $(STAMP)
+	$(PY) deploy/monitoring/generate.py
+	promtool check rules deploy/monitoring/vitrine-rules.yml
+	promtool test rules deploy/monitoring/tests/*.yml
+
+prometheus:
+	prometheus --config.file=deploy/monitoring/prometheus-local.yml \
+	  --storage.tsdb.path=.cache/prometheus --web.listen-address=127.0.0.1:9090
+
+# checkov, the static analysis of deploy/ in tests/test_deploy.py, lives in its own venv: its pins
+# (cachetools<6, packaging<24, networkx<2.7) conflict with the services' (cachetools==8.0.0).
+CHECKOV_VENV  ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+.PHONY: checkov
+checkov: $(CHECKOV_STAMP)
+$(CHECKOV_STAMP): deploy/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	echo '*' > $(CHECKOV_VENV)/.gitignore
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/requirements-checkov.txt
+	touch $@
+test: $(CHECKOV_STAMP)
+export CHECKOV_BIN := $(abspath $(CHECKOV_VENV))/bin/checkov

@@ -59,7 +59,11 @@ class Encoder:
     def __init__(self, config: EncoderConfig, registry: CollectorRegistry | None = None):
         self.config = config
         self.metrics = EncoderMetrics(registry or CollectorRegistry())
-        self.models = ModelRegistry(config, self.metrics.stats_for)
+        self.models = ModelRegistry(
+            config,
+            self.metrics.stats_for,
+            lambda name: self.metrics.load_failures.labels(name).inc(),
+        )
         self._poller: asyncio.Task | None = None
 
     async def start(self) -> None:

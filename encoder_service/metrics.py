@@ -58,6 +58,12 @@ class EncoderMetrics:
             ["model", "reason"],
             registry=registry,
         )
+        self.load_failures = Counter(
+            "vitrine_encoder_model_load_failures_total",
+            "Model versions that failed to load (LoadModel, start-up or repository polling).",
+            ["model"],
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "vitrine_encoder_queue_items",
             "Items waiting in the batching queue.",

@@ -286,8 +286,9 @@ class LoadedModel:
 class ModelRegistry:
     """Loaded model versions by (name, version); loading and unloading at run time."""
 
-    def __init__(self, config: EncoderConfig, stats_for):
+    def __init__(self, config: EncoderConfig, stats_for, on_load_failure=None):
         self.config = config
+        self._on_load_failure = on_load_failure or (lambda name: None)  # (model name) -> None
         self.repo = ModelRepository(config.models_dir)
         self._models: dict[tuple[str, int], LoadedModel] = {}
         self._unloaded: set[tuple[str, int]] = set()  # explicitly unloaded: polling leaves them
@@ -327,11 +328,16 @@ class ModelRegistry:
                 return self._models[(name, number)], True
             try:
                 mv = self.repo.load(name, number)
+                model = await asyncio.to_thread(LoadedModel, mv, self.config, self._decode_pool)
             except FileNotFoundError as exc:
+                self._on_load_failure(name)
                 raise NotFound(str(exc)) from exc
             except ValueError as exc:
+                self._on_load_failure(name)
                 raise InvalidArgument(f"model {name!r} version {number}: {exc}") from exc
-            model = await asyncio.to_thread(LoadedModel, mv, self.config, self._decode_pool)
+            except Exception:
+                self._on_load_failure(name)
+                raise
             model.start(self._stats_for(name))
             self._models[model.key] = model
             self._unloaded.discard(model.key)

@@ -60,6 +60,11 @@ class GatewayConfig(ServerConfig):
     # replace cached vectors within this time). 0 entries: off.
     embed_cache_size: int = 10000
     embed_cache_ttl_s: float = 60.0
+    # Retrieval quality: a search whose best vector hit has a lower cosine similarity to the
+    # query counts as "no good answer" (vitrine_gateway_low_similarity_searches_total). 0.4 for
+    # the default towers: catalog titles as queries reach >= 0.43 in 99% of cases, queries for
+    # things the catalog does not sell 0.25-0.37 (docs/operations.md). Re-pick it with new towers.
+    low_similarity_threshold: float = 0.4
     # Generation (Describe, describe_query in search, fill_missing at ingest).
     caption_model: str = "vitrine-caption"
     caption_beam: int = 0  # 0: the model's default
@@ -103,6 +108,8 @@ class GatewayConfig(ServerConfig):
             raise ConfigError(
                 "hybrid_vector_weight_low/high: need 0 <= low <= high <= 1; hybrid_depth >= 1"
             )
+        if not -1 <= self.low_similarity_threshold <= 1:
+            raise ConfigError("low_similarity_threshold: a cosine similarity, in -1..1")
         if self.caption_beam < 0:
             raise ConfigError("caption_beam: must be >= 0")
         if not 1 <= self.rerank_candidates <= self.max_rerank_candidates:

@@ -20,6 +20,7 @@ from gateway.compose import Composer
 from gateway.config import GatewayConfig
 from gateway.embed_cache import EmbeddingCache
 from gateway.generate import Description, GenerateStage, Generator
+from gateway.metrics import filter_shape, query_kind
 from gateway.pipeline import SearchContext, Stage, run_pipeline
 from gateway.rerank import RerankPlanner
 from gateway.retrieval import HYBRID, LEXICAL, MODES, VECTOR, lexical_text
@@ -105,6 +106,10 @@ class Gateway:
     def observe_degraded(self, stage: str, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.degraded.labels(stage, reason).inc()
+
+    def observe_rerank_order(self, order: list[int]) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_rerank_order(order)
 
     async def close(self) -> None:
         await self.encoder.close()
@@ -200,6 +205,14 @@ class Gateway:
                     task.exception()  # retrieved: a failure the pipeline did not reach is dropped
         if self.metrics is not None and ctx.reranked:
             self.metrics.reranked.observe(ctx.reranked)
+        if self.metrics is not None and not page_token:  # retrieval quality, once per query
+            self.metrics.observe_search(
+                query_kind(text, image),
+                filter_shape(filter),
+                len(ctx.hits),
+                ctx.top_similarity,
+                cfg.low_similarity_threshold,
+            )
         size = page_size or k
         end = offset + size
         hits = ctx.hits[:k]

@@ -43,6 +43,7 @@ class SearchContext:
     lexical_scores: dict[str, float] = field(default_factory=dict)  # BM25 by id (lexical, hybrid)
     lexical_task: asyncio.Task | None = None  # the lexical search, started with the encode stage
     lexical_depth: int = 0  # hits it asked for
+    top_similarity: float | None = None  # the best vector hit's cosine (retrieval quality)
     describe_query: bool = False  # describe the query photo (the generate stage)
     description_task: asyncio.Task | None = None  # started by the encode stage
     description: Any = None  # gateway.generate.Description, once the generate stage has it

@@ -168,6 +168,8 @@ class SearchStage:
             results.append(await ctx.lexical_task)
         planner.observe_search(time.perf_counter() - t0)
         ctx.partial = ctx.partial or any(r.partial for r in results)
+        if ctx.mode in (VECTOR, HYBRID) and results[0].hits[0]:
+            ctx.top_similarity = max(h.score for h in results[0].hits[0])
         if ctx.mode == VECTOR:
             ctx.hits = results[0].hits[0]
             return
@@ -239,6 +241,7 @@ class RerankStage:
         for i, s in zip(usable, res.scores, strict=True):
             scores[i] = s
         order = reorder(scores)
+        self.gw.observe_rerank_order(order)
         ctx.hits = [top[i] for i in order] + ctx.hits[n:]
         ctx.rerank_scores = [scores[i] for i in order] + [None] * (len(ctx.hits) - n)
         ctx.reranked = len(usable)

@@ -1,13 +1,22 @@
-"""deploy/: the kustomize output renders, passes strict offline schema validation, and says what
-the services need: two index replica groups of two coordinated by etcd, TLS on every listener
-(probes on the plaintext health ports), API keys on the gateway, certificates for every name."""
+"""deploy/: every overlay (cpu, gpu, cert-manager) renders with kustomize, passes strict offline
+schema validation and checkov (waivers in deploy/checkov-waivers.yaml), and says what the
+services need: two index replica groups of two coordinated by etcd, TLS on every listener
+(probes on the plaintext health ports), API keys on the gateway, certificates for every name,
+hardened pods with requests and limits, a PodDisruptionBudget per workload, autoscaling of the
+stateless services, and network policies that admit exactly the flows the services use."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+import math
+import os
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +24,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-NS = "vitrine"  # the namespace $(POD_NAMESPACE) stands for here (the cert-manager overlay's)
+DEPLOY = ROOT / "deploy"
+NS = "vitrine"  # the namespace $(POD_NAMESPACE) stands for here (the overlays')
 GROUPS = ("g0", "g1")
 SERVICES = {  # workload -> (service, config class)
     "vitrine-encoder": ("encoder", "encoder_service.config:EncoderConfig"),
@@ -23,7 +33,10 @@ SERVICES = {  # workload -> (service, config class)
     "vitrine-index-g1": ("index", "index_service.config:IndexConfig"),
     "vitrine-gateway": ("gateway", "gateway.config:GatewayConfig"),
 }
+WORKLOADS = (*SERVICES, "vitrine-etcd")
+OVERLAYS = ("cpu", "gpu", "cert-manager")
 VAR_RE = re.compile(r"\$\((\w+)\)")
+K8S_VERSION = "1.37.0"
 
 
 def _kustomize(path: Path) -> list[dict]:
@@ -37,13 +50,20 @@ def _kustomize(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def rendered() -> list[dict]:
-    return _kustomize(ROOT / "deploy" / "base")
+def manifests() -> dict[str, list[dict]]:
+    """The rendered base and every overlay."""
+    paths = {"base": DEPLOY / "base"} | {o: DEPLOY / "overlays" / o for o in OVERLAYS}
+    return {name: _kustomize(path) for name, path in paths.items()}
 
 
 @pytest.fixture(scope="module")
-def overlay() -> list[dict]:
-    return _kustomize(ROOT / "deploy" / "overlays" / "cert-manager")
+def rendered(manifests) -> list[dict]:
+    return manifests["base"]
+
+
+@pytest.fixture(scope="module")
+def overlay(manifests) -> list[dict]:
+    return manifests["cert-manager"]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -126,6 +146,50 @@ def _tls_names(rendered: list[dict]) -> dict[str, set[str]]:
     return names
 
 
+def _cpu(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _mem(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
+def _env_from(doc: dict, e: dict) -> str:
+    """What the kubelet puts in a ``resourceFieldRef: limits.cpu`` variable (rounded up)."""
+    ref = e["valueFrom"]["resourceFieldRef"]
+    assert ref["resource"] == "limits.cpu" and ref.get("divisor", "1") in ("1", 1)
+    (c,) = [
+        c
+        for c in doc["spec"]["template"]["spec"]["containers"]
+        if c["name"] == ref["containerName"]
+    ]
+    return str(math.ceil(_cpu(c["resources"]["limits"]["cpu"])))
+
+
+def _pods(rendered: list[dict]) -> list[dict]:
+    """Pod templates (with their workload's name) of every workload."""
+    return [d for d in rendered if d["kind"] in ("Deployment", "StatefulSet")]
+
+
+def _selects(selector: dict, labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (``{}`` selects everything)."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
 def _covered(name: str, patterns: list[str]) -> bool:
     """gRPC's (and RFC 6125's) rule: a wildcard stands for exactly the first label, and the
     rest must have a dot (``*.vitrine-index-g0`` never matches: hence the ``.<ns>.svc`` names)."""
@@ -136,30 +200,68 @@ def _covered(name: str, patterns: list[str]) -> bool:
 # --- schema -------------------------------------------------------------------------------------
 
 
-def test_manifests_pass_strict_schema_validation(rendered):
+BASE_KINDS = [
+    "Deployment/vitrine-encoder",
+    "Deployment/vitrine-gateway",
+    "HorizontalPodAutoscaler/vitrine-encoder",
+    "HorizontalPodAutoscaler/vitrine-gateway",
+    "NetworkPolicy/vitrine-default-deny",
+    "NetworkPolicy/vitrine-dns",
+    "NetworkPolicy/vitrine-encoder",
+    "NetworkPolicy/vitrine-etcd",
+    "NetworkPolicy/vitrine-gateway",
+    "NetworkPolicy/vitrine-index",
+    "NetworkPolicy/vitrine-index-g0",
+    "NetworkPolicy/vitrine-index-g1",
+    "PersistentVolumeClaim/vitrine-models",
+    "PodDisruptionBudget/vitrine-encoder",
+    "PodDisruptionBudget/vitrine-etcd",
+    "PodDisruptionBudget/vitrine-gateway",
+    "PodDisruptionBudget/vitrine-index-g0",
+    "PodDisruptionBudget/vitrine-index-g1",
+    "Service/vitrine-encoder",
+    "Service/vitrine-etcd",
+    "Service/vitrine-etcd-peer",
+    "Service/vitrine-gateway",
+    "Service/vitrine-index-g0",
+    "Service/vitrine-index-g1",
+    "StatefulSet/vitrine-etcd",
+    "StatefulSet/vitrine-index-g0",
+    "StatefulSet/vitrine-index-g1",
+]
+
+
+def _kinds(docs: list[dict]) -> list[str]:
+    return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+
+
+def test_manifests_pass_strict_schema_validation(manifests):
+    """The base and every overlay: the Kubernetes objects validate strictly (no unknown or
+    misplaced field); the overlays put everything in the namespace, which enforces the
+    `restricted` Pod Security Standard (the pods below comply)."""
     import kubernetes_validate
 
-    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in rendered)
-    assert kinds == [
-        "Deployment/vitrine-encoder",
-        "Deployment/vitrine-gateway",
-        "NetworkPolicy/vitrine-etcd",
-        "PersistentVolumeClaim/vitrine-models",
-        "PodDisruptionBudget/vitrine-etcd",
-        "PodDisruptionBudget/vitrine-index-g0",
-        "PodDisruptionBudget/vitrine-index-g1",
-        "Service/vitrine-encoder",
-        "Service/vitrine-etcd",
-        "Service/vitrine-etcd-peer",
-        "Service/vitrine-gateway",
-        "Service/vitrine-index-g0",
-        "Service/vitrine-index-g1",
-        "StatefulSet/vitrine-etcd",
-        "StatefulSet/vitrine-index-g0",
-        "StatefulSet/vitrine-index-g1",
+    assert _kinds(manifests["base"]) == BASE_KINDS
+    cert_manager = [
+        "Certificate/vitrine-ca",
+        *(f"Certificate/vitrine-{s}-tls" for s in ("encoder", "etcd", "gateway", "index")),
+        "Issuer/vitrine-ca",
+        "Issuer/vitrine-selfsigned",
     ]
-    for doc in rendered:
-        kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    for name, docs in manifests.items():
+        for doc in docs:
+            if not doc["apiVersion"].startswith("cert-manager.io/"):
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        if name == "base":
+            continue
+        extra = cert_manager if name == "cert-manager" else []
+        assert _kinds(docs) == sorted([*BASE_KINDS, "Namespace/vitrine", *extra]), name
+        for doc in docs:
+            if doc["kind"] == "Namespace":
+                labels = doc["metadata"]["labels"]
+                assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+            else:
+                assert doc["metadata"].get("namespace") == NS, (name, doc["metadata"]["name"])
 
 
 # --- every service ------------------------------------------------------------------------------
@@ -204,13 +306,21 @@ def test_every_service_serves_tls_from_its_mounted_secret(rendered):
         assert env.get("VITRINE_TLS_CLIENT_AUTH") == ("false" if service == "gateway" else None)
 
 
-def test_env_names_are_settings_and_the_services_accept_them(rendered, tmp_path):
+@pytest.mark.parametrize("variant", ["base", "cpu", "gpu"])
+def test_env_names_are_settings_and_the_services_accept_them(
+    manifests, variant, tmp_path, monkeypatch
+):
     """Every VITRINE_* variable is a setting of that service (a typo would be ignored
     silently), $(VAR) references name variables defined before them (else Kubernetes leaves
-    them as they are), and the config loader accepts the whole pod's settings."""
+    them as they are), and the config loader accepts the whole pod's settings and flags, in
+    every variant (``--providers cuda`` / ``--index-device gpu`` included)."""
     import importlib
 
     from gateway.auth import create_key
+    from index_service import devices
+
+    monkeypatch.setattr(devices, "gpu_count", lambda: 1)  # as on the GPU nodes
+    rendered = manifests[variant]
     from vitrine.serving.certs import ensure_local_tls
     from vitrine.serving.config import load_config
 
@@ -232,6 +342,9 @@ def test_env_names_are_settings_and_the_services_accept_them(rendered, tmp_path)
             defined.append(e["name"])
             if e["name"].startswith("VITRINE_"):
                 assert e["name"][len("VITRINE_") :].lower() in fields, e["name"]
+                if "valueFrom" in e:
+                    env[e["name"]] = _env_from(doc, e)
+                    continue
                 value = _expand(e["value"], f"{doc['metadata']['name']}-0")
                 env[e["name"]] = str(files.get(Path(value).name, value))
         args = c["args"][2:]  # serve <service>
@@ -351,12 +464,7 @@ def test_api_keys_secret_is_mounted_as_a_directory(rendered):
 
 
 def test_cert_manager_overlay_issues_every_mounted_secret_for_every_name(rendered, overlay):
-    import kubernetes_validate
-
-    for doc in overlay:
-        if not doc["apiVersion"].startswith("cert-manager.io/"):
-            kubernetes_validate.validate(doc, "1.37.0", strict=True)
-            assert doc["metadata"].get("namespace") == NS
+    # (validated, and in namespace NS, with the other overlays in the schema test)
     certs = {
         d["spec"]["secretName"]: d["spec"]
         for d in overlay
@@ -427,3 +535,491 @@ def test_make_certs_script_covers_every_name_and_mtls_handshakes(rendered, tmp_p
     finally:
         index_server.stop(None)
         encoder_server.stop(None)
+
+
+# --- hardening: security contexts, resources, writable paths -------------------------------------
+
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"}
+RESTRICTED_VOLUMES |= {"persistentVolumeClaim", "projected", "secret"}
+
+
+@pytest.mark.parametrize("variant", OVERLAYS)
+def test_every_pod_is_hardened_with_requests_and_limits(manifests, variant):
+    """The `restricted` Pod Security Standard and more: non-root (a high uid), no privilege
+    escalation, no capabilities, the runtime's seccomp profile, a read-only root filesystem
+    (writable: the data volumes and an emptyDir /tmp), no service-account token, no service
+    links (their VITRINE_*_PORT variables would sit beside the settings); CPU and memory
+    requests and limits on every container, and thread pools sized by the CPU limit."""
+    pods = _pods(manifests[variant])
+    assert sorted(d["metadata"]["name"] for d in pods) == sorted(WORKLOADS)
+    for doc in pods:
+        name = doc["metadata"]["name"]
+        spec = doc["spec"]["template"]["spec"]
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] >= 10000, name
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        assert spec["enableServiceLinks"] is False, name
+        assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        claims = {t["metadata"]["name"] for t in doc["spec"].get("volumeClaimTemplates", [])}
+        for vol in volumes.values():
+            assert set(vol) - {"name"} <= RESTRICTED_VOLUMES, (name, vol)
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert not sc.get("privileged") and sc.get("runAsUser", 65532) != 0, name
+            res = c["resources"]
+            for kind in ("cpu", "memory"):
+                assert kind in res["requests"] and kind in res["limits"], (name, kind)
+            assert _cpu(res["requests"]["cpu"]) <= _cpu(res["limits"]["cpu"]), name
+            assert _mem(res["requests"]["memory"]) <= _mem(res["limits"]["memory"]), name
+            for extended in set(res["limits"]) - {"cpu", "memory"}:  # nvidia.com/gpu
+                assert res["requests"][extended] == res["limits"][extended], name
+            # Every writable path is a volume: the data volume, an emptyDir; the rest read-only.
+            for m in c.get("volumeMounts", []):
+                if m.get("readOnly"):
+                    continue
+                vol = volumes.get(m["name"])
+                assert m["name"] in claims or "emptyDir" in vol, (name, m)
+                if vol and "emptyDir" in vol:
+                    assert vol["emptyDir"].get("sizeLimit"), (name, m)  # no node disk filling
+            env = {e["name"]: e for e in c.get("env", [])}
+            threads = {
+                "vitrine-encoder": ["VITRINE_INTRA_OP_THREADS", "VITRINE_DECODE_WORKERS"],
+                "vitrine-gateway": ["OMP_NUM_THREADS"],
+                "vitrine-etcd": ["GOMAXPROCS"],
+            }.get(name, ["VITRINE_SEARCH_THREADS", "OMP_NUM_THREADS"])
+            for var in threads:
+                ref = env[var]["valueFrom"]["resourceFieldRef"]
+                assert ref == {"containerName": c["name"], "resource": "limits.cpu"}, (name, var)
+        if name in SERVICES:  # the image's HOME and anything temporary
+            (c,) = spec["containers"]
+            (tmp,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert "emptyDir" in volumes[tmp["name"]]
+    encoder = _doc(manifests[variant], "Deployment", "vitrine-encoder")
+    (models,) = [m for m in _container(encoder)["volumeMounts"] if m["mountPath"] == "/models"]
+    assert models["readOnly"] is True  # the model repository: read-only (and its claim too)
+    (vol,) = [v for v in encoder["spec"]["template"]["spec"]["volumes"] if v["name"] == "models"]
+    assert vol["persistentVolumeClaim"]["readOnly"] is True
+
+
+# --- availability: disruption budgets, spreading, autoscaling -------------------------------------
+
+
+@pytest.mark.parametrize("variant", OVERLAYS)
+def test_every_workload_has_a_disruption_budget_and_spreads_its_replicas(manifests, variant):
+    docs = manifests[variant]
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    for doc in _pods(docs):
+        name = doc["metadata"]["name"]
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        (pdb,) = [p for p in pdbs if _selects(p["spec"]["selector"], labels)]
+        assert pdb["spec"]["maxUnavailable"] == 1, name
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow", name
+        spec = doc["spec"]["template"]["spec"]
+        if doc["kind"] == "StatefulSet":  # index groups and etcd: never two members on a node
+            (term,) = spec["affinity"]["podAntiAffinity"][
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            ]
+            assert term["topologyKey"] == "kubernetes.io/hostname", name
+            assert term["labelSelector"] == doc["spec"]["selector"], name
+        else:  # stateless: spread over nodes where there are enough
+            keys = {
+                t["topologyKey"]
+                for t in spec["topologySpreadConstraints"]
+                if _selects(t["labelSelector"], labels) and t["maxSkew"] == 1
+            }
+            assert "kubernetes.io/hostname" in keys, name
+        zones = [t for t in spec["topologySpreadConstraints"] if t["topologyKey"].endswith("/zone")]
+        assert zones and all(_selects(t["labelSelector"], labels) for t in zones), name
+
+
+@pytest.mark.parametrize("variant", OVERLAYS)
+def test_encoder_and_gateway_autoscale_on_cpu(manifests, variant):
+    docs = manifests[variant]
+    for name in ("vitrine-encoder", "vitrine-gateway"):
+        deployment = _doc(docs, "Deployment", name)
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+        hpa = _doc(docs, "HorizontalPodAutoscaler", name)
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        spec = hpa["spec"]
+        assert spec["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        assert 2 <= spec["minReplicas"] < spec["maxReplicas"]  # 2: a PDB of 1 still leaves one
+        (cpu,) = [m for m in spec["metrics"] if m["type"] == "Resource"]
+        assert cpu["resource"]["name"] == "cpu"
+        assert cpu["resource"]["target"]["type"] == "Utilization"
+        assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
+        container = _container(deployment)
+        assert "cpu" in container["resources"]["requests"]  # utilisation is of the request
+
+
+def test_encoder_queue_time_autoscaling_uses_the_adapter_rule(manifests):
+    """components/encoder-queue-time (in the gpu overlay): the HPA's Pods metric is the one the
+    prometheus-adapter rule serves, computed from the encoder's real queue-time histogram; the
+    rule's query is valid PromQL (promtool, when installed)."""
+    from prometheus_client import CollectorRegistry
+
+    from encoder_service.metrics import EncoderMetrics
+
+    registry = CollectorRegistry()
+    EncoderMetrics(registry)
+    families = {m.name: m.type for m in registry.collect()}
+    component = DEPLOY / "components" / "encoder-queue-time"
+    (rule,) = yaml.safe_load((component / "prometheus-adapter-rules.yaml").read_text())["rules"][
+        "custom"
+    ]
+    series = re.match(r"(\w+)\{", rule["seriesQuery"]).group(1)
+    histogram = series.removesuffix("_count")
+    assert series.endswith("_count") and families[histogram] == "histogram"
+    assert f"{histogram}_sum" in rule["metricsQuery"] and "<<.Series>>" in rule["metricsQuery"]
+    assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
+    metric = rule["name"]["as"]
+    assert re.fullmatch(rule["name"]["matches"], series)
+    hpa = _doc(manifests["gpu"], "HorizontalPodAutoscaler", "vitrine-encoder")["spec"]
+    (pods,) = [m for m in hpa["metrics"] if m["type"] == "Pods"]
+    assert pods["pods"]["metric"]["name"] == metric
+    assert pods["pods"]["target"]["type"] == "AverageValue"
+    assert [m["type"] for m in hpa["metrics"]].count("Resource") == 1  # CPU stays beside it
+    for variant in ("cpu", "cert-manager"):  # the component is opt-in
+        hpa = _doc(manifests[variant], "HorizontalPodAutoscaler", "vitrine-encoder")["spec"]
+        assert [m["type"] for m in hpa["metrics"]] == ["Resource"]
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return
+    query = (
+        rule["metricsQuery"]
+        .replace("<<.Series>>", series)
+        .replace("<<.LabelMatchers>>", f'namespace="{NS}",pod=~"vitrine-encoder-.*"')
+        .replace("<<.GroupBy>>", "pod")
+    )
+    rules = {"groups": [{"name": "adapter", "rules": [{"record": metric, "expr": query}]}]}
+    out = subprocess.run(
+        [promtool, "check", "rules", "/dev/stdin"],
+        input=yaml.safe_dump(rules),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- network policies ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Peer:
+    name: str
+    namespace: str | None  # None: outside the cluster
+    labels: tuple[tuple[str, str], ...] = ()
+    ports: tuple[tuple[int, str], ...] = ()  # what it listens on
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+def _peer_matches(element: dict, policy_ns: str, peer: _Peer) -> bool:
+    assert "ipBlock" not in element  # not used here: pods are selected by label
+    if peer.namespace is None:
+        return False
+    if "namespaceSelector" in element:
+        ns_labels = {"kubernetes.io/metadata.name": peer.namespace}
+        if not _selects(element["namespaceSelector"], ns_labels):
+            return False
+    elif peer.namespace != policy_ns:
+        return False
+    return "podSelector" not in element or _selects(element["podSelector"], peer.label_dict)
+
+
+def _direction_allows(policies, pod: _Peer, other: _Peer, port: int, proto: str, d: str) -> bool:
+    """Whether the policies of ``pod``'s namespace admit ``other`` as the peer of ``pod`` in
+    direction ``d`` (Ingress: other -> pod; Egress: pod -> other) on ``port``."""
+    key = "from" if d == "Ingress" else "to"
+    selecting = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == pod.namespace
+        and _selects(p["spec"]["podSelector"], pod.label_dict)
+        and d in p["spec"].get("policyTypes", ["Ingress"])
+    ]
+    if not selecting:
+        return True  # not isolated in this direction
+    for p in selecting:
+        for rule in p["spec"].get(d.lower(), []):
+            ports = rule.get("ports")
+            if ports and not any(
+                x["port"] == port and x.get("protocol", "TCP") == proto for x in ports
+            ):
+                continue
+            peers = rule.get(key)
+            if not peers or any(_peer_matches(e, p["metadata"]["namespace"], other) for e in peers):
+                return True
+    return False
+
+
+def _allowed_flows(docs: list[dict]) -> set[tuple[str, str, int]]:
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    pods = []
+    for doc in _pods(docs):
+        (c,) = doc["spec"]["template"]["spec"]["containers"]
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        name = doc["metadata"]["name"].removeprefix("vitrine-")
+        ports = tuple((p["containerPort"], "TCP") for p in c["ports"])
+        pods.append(_Peer(name, NS, tuple(sorted(labels.items())), ports))
+    # Outside the namespace, "internet" and "shop" (another namespace's pod) listen on every
+    # port in play, so that egress a policy would admit to them too is seen.
+    every_port = tuple(sorted({p for pod in pods for p in pod.ports} | {(443, "TCP"), (53, "UDP")}))
+    others = [
+        _Peer("internet", None, (), every_port),
+        _Peer("shop", "shop", (("app", "frontend"),), every_port),
+        _Peer("prometheus", "monitoring", (("app.kubernetes.io/name", "prometheus"),)),
+        _Peer("kube-dns", "kube-system", (("k8s-app", "kube-dns"),), ((53, "UDP"), (53, "TCP"))),
+    ]
+    flows = set()
+    for src in pods + others:
+        for dst in pods + others:
+            if src.namespace != NS and dst.namespace != NS:
+                continue  # not ours to rule
+            for port, proto in dst.ports:
+                egress = _direction_allows(policies, src, dst, port, proto, "Egress")
+                ingress = _direction_allows(policies, dst, src, port, proto, "Ingress")
+                if egress and ingress:
+                    flows.add((src.name, dst.name, port))
+    return flows
+
+
+@pytest.mark.parametrize("variant", OVERLAYS)
+def test_network_policies_admit_exactly_the_flows_the_services_use(manifests, variant):
+    """Default deny both ways; only the gateway's gRPC port is reachable from outside the
+    namespace; encoder and index only from the gateway (and an index group's members from each
+    other); etcd's client port only from index pods; metrics ports only from the monitoring
+    namespace; DNS for everyone. The health ports appear nowhere: the kubelet's probes come
+    from the node, whose traffic the common implementations admit anyway."""
+    flows = _allowed_flows(manifests[variant])
+    ours = ["gateway", "encoder", "index-g0", "index-g1", "etcd"]
+    # anyone outside the namespace (not its own pods: their egress is ruled too)
+    expected = {(src, "gateway", 50050) for src in ["internet", "shop", "prometheus", "kube-dns"]}
+    expected |= {(src, "kube-dns", 53) for src in ours}
+    expected |= {("prometheus", "gateway", 9400), ("prometheus", "encoder", 9401)}
+    expected |= {("prometheus", "index-g0", 9402), ("prometheus", "index-g1", 9402)}
+    expected |= {("prometheus", "etcd", 2381)}
+    expected |= {("gateway", "encoder", 50051)}
+    expected |= {("gateway", g, 50052) for g in ("index-g0", "index-g1")}
+    expected |= {(g, g, 50052) for g in ("index-g0", "index-g1")}
+    expected |= {(g, "etcd", 2379) for g in ("index-g0", "index-g1")}
+    expected |= {("etcd", "etcd", 2379), ("etcd", "etcd", 2380)}
+    assert sorted(flows - expected) == [], "admitted but not needed"
+    assert sorted(expected - flows) == [], "needed but denied"
+    (deny,) = [
+        d
+        for d in manifests[variant]
+        if d["kind"] == "NetworkPolicy"
+        and d["spec"]["podSelector"] == {}
+        and "ingress" not in d["spec"]
+        and "egress" not in d["spec"]
+    ]
+    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+# --- variants -----------------------------------------------------------------------------------
+
+
+def _arg(c: dict, flag: str) -> str | None:
+    args = c.get("args", [])
+    return args[args.index(flag) + 1] if flag in args else None
+
+
+def test_cpu_and_gpu_variants(manifests):
+    """cpu: the -cpu image everywhere, onnxruntime's CPU provider, shards in host memory, no
+    GPU asked for. gpu: encoder and index pods on the -gpu image with one nvidia.com/gpu each,
+    on GPU nodes (selector and toleration), `--providers cuda` and `--index-device gpu` (both
+    refuse to start without a GPU instead of running on the CPU unnoticed); the gateway stays
+    on the -cpu image and CPU nodes."""
+    for variant in ("cpu", "cert-manager"):
+        for doc in _vitrine(manifests[variant]):
+            c = _container(doc)
+            spec = doc["spec"]["template"]["spec"]
+            assert c["image"] == "vitrine:0.1.0-cpu"
+            assert "nvidia.com/gpu" not in c["resources"]["limits"]
+            assert "nodeSelector" not in spec and "tolerations" not in spec
+        cpu = manifests[variant]
+        assert _arg(_container(_doc(cpu, "Deployment", "vitrine-encoder")), "--providers") == "cpu"
+        for doc in _index_sets(cpu):
+            assert _arg(_container(doc), "--index-device") == "cpu"
+    gpu = manifests["gpu"]
+    for doc in _vitrine(gpu):
+        name = doc["metadata"]["name"]
+        c = _container(doc)
+        spec = doc["spec"]["template"]["spec"]
+        if name == "vitrine-gateway":
+            assert c["image"] == "vitrine:0.1.0-cpu"
+            assert "nvidia.com/gpu" not in c["resources"]["limits"]
+            continue
+        assert c["image"] == "vitrine:0.1.0-gpu", name
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == "1", name
+        assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}, name
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+            "tolerations"
+        ]
+        flag, value = (
+            ("--providers", "cuda") if name == "vitrine-encoder" else ("--index-device", "gpu")
+        )
+        assert _arg(c, flag) == value, name
+        assert c["args"].count(flag) == 1, name
+    # The CLI really has those options (a renamed flag would fail at start only).
+    from typer.testing import CliRunner
+
+    from vitrine.cli import app
+
+    runner = CliRunner()
+    for service, flag in (("encoder", "--providers"), ("index", "--index-device")):
+        out = runner.invoke(app, ["serve", service, "--help"], env={"COLUMNS": "200"})
+        assert out.exit_code == 0 and flag in out.output
+
+
+# --- the image ----------------------------------------------------------------------------------
+
+
+def _dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """deploy/Dockerfile as stages of (INSTRUCTION, arguments), continuations joined."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    stages: list[list[tuple[str, str]]] = [[]]
+    for line in joined.splitlines():
+        if not line.strip():
+            continue
+        instr, _, rest = line.strip().partition(" ")
+        if instr.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instr.upper(), rest.strip()))
+    return stages
+
+
+def test_dockerfile_builds_both_variants_in_stages_and_runs_as_non_root():
+    _, *stages = _dockerfile_stages()  # (the part before the first FROM)
+    assert len(stages) >= 2, "multi-stage"
+    names = [re.search(r"\bAS (\w+)", dict(s)["FROM"], re.I).group(1) for s in stages]
+    assert names[0] == "build"
+    for stage in stages:
+        assert ("ARG", "VARIANT=cpu") in stage
+        base = dict(stage)["FROM"].split()[0]
+        assert base.startswith("python:3.11-slim"), base  # no compilers in the base either
+    build, final = stages[0], stages[-1]
+    build_runs = " ".join(a for i, a in build if i == "RUN")
+    assert 'image_requirements.py "${VARIANT}"' in build_runs
+    assert "--only-binary=:all:" in build_runs  # wheels only: nothing is compiled
+    assert "pip install --no-deps ." in build_runs
+    final_text = " ".join(a for _, a in final)
+    assert any(i == "COPY" and a.startswith("--from=build ") for i, a in final)
+    for tool in ("apt-get", "gcc", "build-essential", "make ", "pip install", "git "):
+        assert tool not in final_text, f"{tool!r} in the final stage"
+    assert "pip uninstall" in final_text  # no pip (nor setuptools, wheel) left
+    users = [a for i, a in final if i == "USER"]
+    assert users and users[-1] == "65532:65532"  # numeric: runAsNonRoot can verify it
+    entry = json.loads(dict(final)["ENTRYPOINT"])
+    assert entry[0] == "vitrine"
+    env = " ".join(a for i, a in final if i == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "HOME=/tmp" in env  # read-only root
+    # The build context (deploy/Dockerfile.dockerignore) holds every file COPY names.
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    kept = {ln[1:] for ln in ignore if ln.startswith("!")}
+    for instr, args in build:
+        if instr == "COPY":
+            for src in args.split()[:-1]:
+                assert src in kept, f"{src} is not in the build context"
+
+
+def test_image_requirements_swap_in_the_gpu_wheels():
+    spec = importlib.util.spec_from_file_location(
+        "image_requirements", DEPLOY / "image_requirements.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    cpu, gpu = mod.requirements("cpu"), mod.requirements("gpu")
+    assert cpu == [d.split("#")[0].strip() for d in deps]
+
+    def names(reqs):
+        return {re.match(r"[\w.-]+", r).group(0).lower(): r for r in reqs}
+
+    cpu_names, gpu_names = names(cpu), names(gpu)
+    assert len(gpu) == len(cpu)
+    assert not {"onnxruntime", "faiss-cpu"} & set(gpu_names)  # never both builds of a module
+    assert {"onnxruntime-gpu", "faiss-gpu"} <= set(gpu_names)
+    for name in set(cpu_names) - {"onnxruntime", "faiss-cpu"}:
+        assert gpu_names[name] == cpu_names[name]
+    version = cpu_names["faiss-cpu"].split("==")[1]
+    assert gpu_names["faiss-gpu"] == f"faiss-gpu=={version}"  # same faiss, other build
+    assert "[cuda,cudnn]" in gpu_names["onnxruntime-gpu"]  # CUDA and cuDNN as wheels
+    with pytest.raises(ValueError):
+        mod.requirements("tpu")
+
+
+# --- checkov ------------------------------------------------------------------------------------
+
+
+def _checkov() -> list[str] | None:
+    """checkov in this interpreter, else in its own venv (`make checkov` builds it and sets
+    CHECKOV_BIN: its pins conflict with the services', so it is not in the dev extras)."""
+    if importlib.util.find_spec("checkov") is not None:
+        return [sys.executable, "-m", "checkov.main"]
+    exe = Path(os.environ.get("CHECKOV_BIN") or ROOT / ".venv-checkov" / "bin" / "checkov")
+    return [str(exe)] if exe.exists() else None
+
+
+def test_checkov_passes_every_overlay_and_the_dockerfile_but_the_waived_checks(manifests, tmp_path):
+    """One checkov run (framework kubernetes over each overlay's rendered manifests, dockerfile
+    over deploy/Dockerfile): every failed check is waived in deploy/checkov-waivers.yaml, every
+    waiver has its reason and still matches a failure."""
+    command = _checkov()
+    if command is None:
+        pytest.skip("checkov is not installed: `make checkov` (deploy/requirements-checkov.txt)")
+    waivers = yaml.safe_load((DEPLOY / "checkov-waivers.yaml").read_text())["waivers"]
+    for w in waivers:
+        assert re.fullmatch(r"CKV2?_[A-Z0-9]+_\d+", w["check"]) and len(w["reason"]) > 40, w
+    for variant in OVERLAYS:
+        (tmp_path / f"{variant}.yaml").write_text(yaml.safe_dump_all(manifests[variant]))
+    shutil.copy(DEPLOY / "Dockerfile", tmp_path / "Dockerfile")
+    args = ["--directory", ".", "--framework", "kubernetes", "dockerfile", "--output", "json"]
+    out = subprocess.run(
+        [*command, *args, "--compact", "--skip-download"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode in (0, 1), out.stderr[-3000:]  # 1: some check failed
+    reports = json.loads(out.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    assert sorted(r["check_type"] for r in reports) == ["dockerfile", "kubernetes"]
+    for r in reports:
+        assert r["summary"]["parsing_errors"] == 0 and r["summary"]["passed"] > 0, r["summary"]
+    files = {f"/{v}.yaml" for v in OVERLAYS} | {"/Dockerfile"}
+    seen = {c["file_path"] for r in reports for c in r["results"]["passed_checks"]}
+    assert seen == files  # every overlay (and the Dockerfile) was read
+    used: set[str] = set()
+    unwaived = []
+    for r in reports:
+        for c in r["results"]["failed_checks"]:
+            matching = [
+                w
+                for w in waivers
+                if w["check"] == c["check_id"]
+                and ("resources" not in w or c["resource"] in w["resources"])
+            ]
+            if matching:
+                used.add(matching[0]["check"])
+            else:
+                unwaived.append(
+                    f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']})"
+                )
+    assert unwaived == []
+    assert used == {w["check"] for w in waivers}, "a waiver matches no failure: remove it"

@@ -259,6 +259,10 @@ def test_versions_load_and_unload_at_run_time(tmp_path):
         assert c.embed_texts("tiny-text", ["blue shirt"]).version == 1
         with pytest.raises(errors.NotFound):
             c.load_model("tiny-text", 9)
+        text = scrape(s.server.metrics_port)
+        assert (
+            metric_value(text, "vitrine_encoder_model_load_failures_total", model="tiny-text") == 1
+        )
 
 
 def test_repository_polling_serves_new_versions(tmp_path):
