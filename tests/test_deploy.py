@@ -97,7 +97,7 @@ def _expand(value: str, pod: str = "") -> str:
 
 
 def _host(address: str) -> str:
-    return re.sub(r"^\w+://", "", address).rsplit(":", 1)[0]
+    return re.sub(r"^\w+:///?", "", address).rsplit(":", 1)[0]
 
 
 def _secret_of(doc: dict, path: str) -> str:
@@ -658,6 +658,14 @@ def test_encoder_and_gateway_autoscale_on_cpu(manifests, variant):
         assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
         container = _container(deployment)
         assert "cpu" in container["resources"]["requests"]  # utilisation is of the request
+        # Connections are re-made every few minutes, so added replicas take load.
+        assert float(_env(container)["VITRINE_MAX_CONNECTION_AGE_S"]) > 0
+    # The gateways reach every encoder pod (a headless Service, "dns:///", round-robin calls):
+    # with one connection to a ClusterIP, each gateway would feed a single encoder pod.
+    encoder_svc = _doc(docs, "Service", "vitrine-encoder")
+    assert encoder_svc["spec"]["clusterIP"] == "None"
+    gateway_env = _env(_container(_doc(docs, "Deployment", "vitrine-gateway")))
+    assert gateway_env["VITRINE_ENCODER"].startswith("dns:///vitrine-encoder.")
 
 
 def test_encoder_queue_time_autoscaling_uses_the_adapter_rule(manifests):

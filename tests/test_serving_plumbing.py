@@ -156,3 +156,45 @@ def test_batcher_bounded_queue_refuses_with_retry_hint():
 
     err = asyncio.run(go())
     assert err.retry_after_s and err.retry_after_s > 0
+
+
+def test_clients_spread_calls_over_every_address_and_survive_connection_ageing(tmp_path):
+    """A target with several addresses (what a headless Service resolves to) gets round-robin
+    calls; a server's max_connection_age closes connections and the client reconnects."""
+    import time
+
+    from index_service.client import IndexClient
+    from index_service.config import IndexConfig
+    from index_service.server import IndexServer
+    from tests.support.servers import ServerThread, metric_value, scrape
+
+    def config(name):
+        return IndexConfig(
+            data_dir=str(tmp_path / name),
+            port=0,
+            metrics_port=0,
+            log_format="text",
+            max_connection_age_s=0.5,
+        )
+
+    with ServerThread(IndexServer(config("a"))) as a, ServerThread(IndexServer(config("b"))) as b:
+        target = f"ipv4:127.0.0.1:{a.server.port},127.0.0.1:{b.server.port}"
+        with IndexClient(target, timeout=5) as c:
+            c.wait_ready(10)
+            t_end = time.monotonic() + 1.5  # outlives the servers' connection age
+            calls = 0
+            while time.monotonic() < t_end:
+                assert c.list_collections() == []
+                calls += 1
+                time.sleep(0.01)
+        served = [
+            metric_value(
+                scrape(s.server.metrics_port),
+                "vitrine_grpc_requests_total",
+                method="ListCollections",
+                code="OK",
+            )
+            for s in (a, b)
+        ]
+    assert sum(served) == calls  # every call answered, across reconnections
+    assert min(served) >= calls / 4, served  # both addresses took a share

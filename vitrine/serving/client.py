@@ -9,6 +9,7 @@ certificate), else it is plaintext; ``api_key`` is sent with every call as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,10 @@ def channel_options(max_message: int = DEFAULT_MAX_MESSAGE) -> list[tuple[str, A
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 2_000),
+        # A target that resolves to several addresses (a headless Kubernetes Service, a
+        # "dns:///" name) gets a connection to each and round-robin calls over them, so replicas
+        # an autoscaler adds take load (servers' max_connection_age makes clients re-resolve).
+        ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
     ]
 
 

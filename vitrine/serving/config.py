@@ -41,6 +41,9 @@ class ServerConfig:
     max_message_mb: int = 64  # largest gRPC message accepted or sent
     log_level: str = "info"
     log_format: str = "json"
+    # Close each client connection after this long (0: never), so clients spread over
+    # replicas added since they connected (they re-resolve the name and reconnect).
+    max_connection_age_s: float = 0.0
     event_loop: str = "uvloop"  # uvloop (libuv, faster per call) or asyncio (the standard loop)
     # TLS (vitrine.serving.tls). With a certificate and key the listener speaks TLS only; the
     # files are watched, so a rotated certificate is served to new connections without a restart.
@@ -64,6 +67,8 @@ class ServerConfig:
             raise ConfigError(f"metrics_port: {self.metrics_port} is not a TCP port (or -1)")
         if self.grace_s < 0:
             raise ConfigError("grace_s: must be >= 0")
+        if self.max_connection_age_s < 0:
+            raise ConfigError("max_connection_age_s: must be >= 0 (0: never)")
         if self.max_message_mb < 1:
             raise ConfigError("max_message_mb: must be >= 1")
         if self.event_loop not in ("uvloop", "asyncio"):

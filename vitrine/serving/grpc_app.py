@@ -86,6 +86,14 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     return wrapper
 
 
+def _connection_age(seconds: float) -> list[tuple[str, int]]:
+    """Server options closing connections after ``seconds`` (calls in flight get as long again)."""
+    if seconds <= 0:
+        return []
+    ms = int(seconds * 1000)
+    return [("grpc.max_connection_age_ms", ms), ("grpc.max_connection_age_grace_ms", ms)]
+
+
 class GrpcApp:
     """A gRPC aio server with the shared plumbing; see the module docstring."""
 
@@ -130,6 +138,7 @@ class GrpcApp:
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
+                *_connection_age(self.config.max_connection_age_s),
             ],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
