@@ -84,6 +84,10 @@ bench-caption: $(STAMP)
 bench-cache: $(STAMP)
 	$(PY) benchmarks/embed_cache_bench.py --models $(MODELS) --catalog $(CATALOG)
 
+.PHONY: bench-http
+bench-http: $(STAMP)
+	$(PY) benchmarks/http_bench.py --models $(MODELS) --catalog $(CATALOG)
+
 eval-captions: $(STAMP)
 	$(BIN)/vitrine eval-captions --models $(MODELS) --catalog $(CATALOG) --json
 

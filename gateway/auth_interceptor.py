@@ -111,6 +111,49 @@ def _failed(response) -> int:
     return sum(1 for s in getattr(response, "statuses", ()) if s.code != 0)
 
 
+def admit(store: KeyStore | None, key: str | None, scope: str, metrics=None) -> Principal:
+    """Authenticate ``key``, authorize ``scope``, take a rate-limit token: the caller's principal,
+    or the typed refusal (Unauthenticated, PermissionDenied, ResourceExhausted with
+    ``retry_after_s``; its ``key_id`` attribute names the key, or ``anonymous``). ``store`` None:
+    auth off, everyone is admitted. One definition for the gRPC interceptor and the HTTP API."""
+    if store is None:
+        return ANONYMOUS_PRINCIPAL
+    principal = None
+    try:
+        principal = store.authenticate(key)
+        store.authorize(principal, scope)
+        store.limit(principal)
+    except (Unauthenticated, PermissionDenied, ResourceExhausted) as exc:
+        _count(metrics, scope, OUTCOMES[type(exc)])
+        exc.key_id = principal.key_id if principal else ANONYMOUS
+        raise
+    _count(metrics, scope, "ok")
+    return principal
+
+
+def _count(metrics, scope: str, outcome: str) -> None:
+    if metrics is not None:
+        metrics.auth.labels(scope, outcome).inc()
+
+
+def audit(method, scope, key_id, collection, records, failed, outcome, peer, started) -> None:
+    """One line of the audit log of writes (``started``: a ``time.perf_counter()`` value)."""
+    audit_log.info(
+        "write",
+        extra={
+            "key_id": key_id,
+            "method": method,
+            "scope": scope,
+            "collection": collection,
+            "records": records,
+            "failed": failed,
+            "outcome": outcome,
+            "peer": peer,
+            "duration_s": round(time.perf_counter() - started, 6),
+        },
+    )
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """``store`` None: auth off (calls pass; writes are still audited, as ``anonymous``)."""
 
@@ -135,39 +178,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def _admit(self, metadata, scope: str) -> Principal:
         """Authenticate, authorize, rate-limit; raises the typed error of the refusal."""
-        if self.store is None:
-            return ANONYMOUS_PRINCIPAL
-        principal = None
-        try:
-            principal = self.store.authenticate(bearer_key(metadata))
-            self.store.authorize(principal, scope)
-            self.store.limit(principal)
-        except (Unauthenticated, PermissionDenied, ResourceExhausted) as exc:
-            self._count(scope, OUTCOMES[type(exc)])
-            exc.key_id = principal.key_id if principal else ANONYMOUS
-            raise
-        self._count(scope, "ok")
-        return principal
-
-    def _count(self, scope: str, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.auth.labels(scope, outcome).inc()
+        return admit(self.store, bearer_key(metadata), scope, self.metrics)
 
     def _audit(self, context, method, scope, key_id, records, failed, outcome, started) -> None:
-        audit_log.info(
-            "write",
-            extra={
-                "key_id": key_id,
-                "method": method,
-                "scope": scope,
-                "collection": self.collection,
-                "records": records,
-                "failed": failed,
-                "outcome": outcome,
-                "peer": context.peer(),
-                "duration_s": round(time.perf_counter() - started, 6),
-            },
-        )
+        peer = context.peer()
+        audit(method, scope, key_id, self.collection, records, failed, outcome, peer, started)
 
     async def _enter(self, context, metadata, method, scope, audited, started) -> Principal:
         """Admit the call or abort it (with the audit line of a refused write)."""

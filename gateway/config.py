@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from gateway.auth import read_keys
 from vitrine.serving.config import ConfigError, ServerConfig
+from vitrine.serving.tls import is_loopback
 
 KNOWN_STAGES = ("encode", "search", "rerank", "generate")
 
@@ -77,6 +78,10 @@ class GatewayConfig(ServerConfig):
     # limit) and bucket size (0: one second's worth).
     api_key_rate_per_s: float = 0.0
     api_key_burst: int = 0
+    # HTTP/JSON API (gateway.http_app, docs/http-api.md) in the same process, beside gRPC:
+    # -1 = off, 0 = a free port. Same keys, scopes, rate limits and TLS files as gRPC.
+    http_port: int = -1
+    http_host: str = "127.0.0.1"
 
     def validate(self) -> None:
         super().validate()
@@ -122,5 +127,13 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("api_key_rate_per_s/api_key_burst: must be >= 0")
         if self.auth_required and not self.api_keys_file:
             raise ConfigError("auth_required: set api_keys_file (the API key file)")
+        if not -1 <= self.http_port <= 65535:
+            raise ConfigError(f"http_port: {self.http_port} is not a TCP port (or -1)")
+        tls_or_plaintext = self.tls_cert_file or self.plaintext
+        if self.http_port >= 0 and not tls_or_plaintext and not is_loopback(self.http_host):
+            raise ConfigError(
+                f"http_host: {self.http_host} is not a loopback address: give "
+                "tls_cert_file/tls_key_file, or set plaintext: true to serve without TLS"
+            )
         if self.api_keys_file:
             read_keys(self.api_keys_file)  # exists and parses, or ConfigError naming the entry

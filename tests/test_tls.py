@@ -78,6 +78,9 @@ def good_tls(pki) -> ClientTLS:
 def test_mtls_client_with_a_ca_signed_certificate_works(server, pki):
     rng = np.random.default_rng(0)
     with IndexClient(server.target, tls=good_tls(pki)) as ix:
+        # Wait for the handshake (retried by the channel): once, on a loaded machine, a first
+        # handshake was closed by the server ("Endpoint closing") and this call failed.
+        ix.wait_ready(10)
         ix.create_collection("mtls", DIM)
         assert ix.upsert("mtls", ["a", "b"], rng.standard_normal((2, DIM))) == 2
         assert ix.count("mtls") == 2

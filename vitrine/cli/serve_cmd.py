@@ -175,6 +175,10 @@ def serve_gateway(
     embed_cache_size: Annotated[
         int | None, typer.Option(help="Query-embedding cache entries (0 = off).")
     ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(help="HTTP/JSON API port (docs/http-api.md); 0 = a free one, -1 = off."),
+    ] = None,
     tls_cert_file: TlsCertOpt = None,
     tls_key_file: TlsKeyOpt = None,
     tls_ca_file: TlsCaOpt = None,

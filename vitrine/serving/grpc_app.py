@@ -116,6 +116,7 @@ class GrpcApp:
         self.port: int | None = None
         self.health_port: int | None = None
         self.metrics_port: int | None = None
+        self.ready_info: dict[str, Any] = {}  # more for the ready file (e.g. a service's http_port)
         self.tls_reloader: CertificateReloader | None = None
         self._metrics_http = None
         self._stopping = asyncio.Event()
@@ -261,6 +262,7 @@ def _write_ready_file(path: str, app: GrpcApp) -> None:
                 "health_port": app.health_port,
                 "tls": bool(app.config.tls_cert_file),
                 "pid": os.getpid(),
+                **app.ready_info,
             },
             f,
         )
