@@ -15,8 +15,6 @@ import grpc
 import pytest
 from typer.testing import CliRunner
 
-from encoder_service.config import EncoderConfig
-from encoder_service.server import EncoderServer
 from gateway.auth import (
     ADMIN,
     SEARCH,
@@ -39,10 +37,9 @@ from gateway.client import SearchClient, product
 from gateway.config import GatewayConfig
 from gateway.server import GatewayServer
 from index_service.client import IndexClient
-from index_service.config import IndexConfig
-from index_service.server import IndexServer
 from tests.support.catalog import ingest_batches
-from tests.support.servers import ServerThread, metric_value, scrape
+from tests.support.servers import metric_value, scrape
+from tests.support.stack import tiny_stack
 from tests.support.tiny_models import publish_image, publish_text
 from vitrine.cli import app
 from vitrine.logs import JsonFormatter
@@ -377,42 +374,26 @@ def stack(tmp_path_factory, demo_catalog):
         "limited": create_key(keys_file, "limited", [SEARCH], rate_per_s=4, burst=2),
         "doomed": create_key(keys_file, "doomed", [SEARCH, WRITE]),
     }
-    enc_cfg = EncoderConfig(
-        models_dir=str(repo), port=0, metrics_port=-1, intra_op_threads=1, log_format="text"
-    )
-    idx_cfg = IndexConfig(data_dir=str(tmp / "data"), port=0, metrics_port=-1, log_format="text")
-    with ServerThread(EncoderServer(enc_cfg)) as enc, ServerThread(IndexServer(idx_cfg)) as idx:
-        gw_cfg = GatewayConfig(
-            port=0,
-            metrics_port=0,
-            encoder=enc.target,
-            index_endpoints=[idx.target],
-            text_model="tiny-text",
-            image_model="tiny-image",
-            index_spec="Flat",
-            num_shards=2,
-            log_format="text",
-            api_keys_file=str(keys_file),
-        )
-        products = demo_catalog.products[:N_PRODUCTS]
-        with ServerThread(GatewayServer(gw_cfg)) as gw:
-            clients = {name: SearchClient(gw.target, api_key=k) for name, k in keys.items()}
-            clients["none"] = SearchClient(gw.target)
-            clients["bad"] = SearchClient(gw.target, api_key=keys["reader"][:-3] + "xyz")
-            with IndexClient(idx.target) as index:
-                report = clients["writer"].ingest(ingest_batches(products, size=5))
-                assert report.succeeded == N_PRODUCTS, report
-                yield {
-                    **clients,
-                    "keys": keys,
-                    "file": keys_file,
-                    "products": products,
-                    "index": index,
-                    "metrics_port": gw.server.metrics_port,
-                    "target": gw.target,
-                }
-            for c in clients.values():
-                c.close()
+    products = demo_catalog.products[:N_PRODUCTS]
+    stack = tiny_stack(tmp, repo, metrics_port=0, num_shards=2, api_keys_file=str(keys_file))
+    with stack as (_enc, idx, gw):
+        clients = {name: SearchClient(gw.target, api_key=k) for name, k in keys.items()}
+        clients["none"] = SearchClient(gw.target)
+        clients["bad"] = SearchClient(gw.target, api_key=keys["reader"][:-3] + "xyz")
+        with IndexClient(idx.target) as index:
+            report = clients["writer"].ingest(ingest_batches(products, size=5))
+            assert report.succeeded == N_PRODUCTS, report
+            yield {
+                **clients,
+                "keys": keys,
+                "file": keys_file,
+                "products": products,
+                "index": index,
+                "metrics_port": gw.server.metrics_port,
+                "target": gw.target,
+            }
+        for c in clients.values():
+            c.close()
 
 
 def _count(stack) -> int:

@@ -10,18 +10,13 @@ import numpy as np
 import pytest
 
 from encoder_service.client import EncoderClient
-from encoder_service.config import EncoderConfig
-from encoder_service.server import EncoderServer
 from exporter.rerank.labels import brand_of
 from gateway.client import SearchClient
 from gateway.config import GatewayConfig
 from gateway.retrieval import adaptive_weight, blend, lexical_text
-from gateway.server import GatewayServer
 from index_service.client import SearchHit
-from index_service.config import IndexConfig
-from index_service.server import IndexServer
 from tests.support.catalog import ingest_batches
-from tests.support.servers import ServerThread
+from tests.support.stack import tiny_stack
 from tests.support.tiny_compose import publish_compose, unit_rows
 from tests.support.tiny_models import publish_image, publish_text
 from vitrine.filters import eq
@@ -50,26 +45,10 @@ def stack(tmp_path_factory, demo_catalog):
     publish_text(repo, "tiny-text", dim=16)
     publish_image(repo, "tiny-image", dim=16)
     publish_compose(repo, dim=16)
-    enc_cfg = EncoderConfig(
-        models_dir=str(repo), port=0, metrics_port=-1, intra_op_threads=1, log_format="text"
-    )
-    idx_cfg = IndexConfig(data_dir=str(tmp / "data"), port=0, metrics_port=-1, log_format="text")
-    with ServerThread(EncoderServer(enc_cfg)) as enc, ServerThread(IndexServer(idx_cfg)) as idx:
-        gw_cfg = GatewayConfig(
-            port=0,
-            metrics_port=-1,
-            encoder=enc.target,
-            index_endpoints=[idx.target],
-            text_model="tiny-text",
-            image_model="tiny-image",
-            index_spec="Flat",
-            num_shards=3,
-            log_format="text",
-        )
-        with ServerThread(GatewayServer(gw_cfg)) as gw, SearchClient(gw.target) as client:
-            products = _products(demo_catalog)
-            assert client.ingest(ingest_batches(products)).failed == 0
-            yield client, products, enc.target, repo
+    with tiny_stack(tmp, repo, num_shards=3) as (enc, _idx, gw), SearchClient(gw.target) as client:
+        products = _products(demo_catalog)
+        assert client.ingest(ingest_batches(products)).failed == 0
+        yield client, products, enc.target, repo
 
 
 def _brand(products, name):
