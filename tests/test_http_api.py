@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import time
@@ -11,15 +12,11 @@ import urllib.request
 
 import pytest
 
-from encoder_service.config import EncoderConfig
-from encoder_service.server import EncoderServer
 from gateway.auth import ADMIN, SEARCH, WRITE, create_key
 from gateway.config import GatewayConfig
 from gateway.http_app import ROUTES, http_status, message_schemas, schema_name
-from gateway.server import GatewayServer
-from index_service.config import IndexConfig
-from index_service.server import IndexServer
-from tests.support.servers import ServerProcess, ServerThread, metric_value, scrape
+from tests.support.servers import ServerProcess, metric_value, scrape
+from tests.support.stack import tiny_stack
 from tests.support.tiny_caption import publish_caption
 from tests.support.tiny_models import publish_image, publish_text
 from vitrine.serving.config import ConfigError, load_config
@@ -72,44 +69,29 @@ def stack(tmp_path_factory, demo_catalog):
         "admin": create_key(keys_file, "admin", [ADMIN]),
         "limited": create_key(keys_file, "limited", [SEARCH], rate_per_s=0.5, burst=2),
     }
-    enc_cfg = EncoderConfig(
-        models_dir=str(repo), port=0, metrics_port=-1, intra_op_threads=1, log_format="text"
+    products = demo_catalog.products[:N_PRODUCTS]
+    stack = tiny_stack(
+        tmp, repo, metrics_port=0, http_port=0, num_shards=2, api_keys_file=str(keys_file)
     )
-    idx_cfg = IndexConfig(data_dir=str(tmp / "data"), port=0, metrics_port=-1, log_format="text")
-    with ServerThread(EncoderServer(enc_cfg)) as enc, ServerThread(IndexServer(idx_cfg)) as idx:
-        gw_cfg = GatewayConfig(
-            port=0,
-            metrics_port=0,
-            http_port=0,
-            encoder=enc.target,
-            index_endpoints=[idx.target],
-            text_model="tiny-text",
-            image_model="tiny-image",
-            index_spec="Flat",
-            num_shards=2,
-            log_format="text",
-            api_keys_file=str(keys_file),
+    with stack as (enc, idx, gw):
+        port = gw.server.http_port
+        clients = {name: Http(port, k) for name, k in keys.items()}
+        clients["none"] = Http(port)
+        status, body, _ = clients["writer"].call(
+            "POST", "/v1/products", {"products": [_product_json(p) for p in products]}
         )
-        products = demo_catalog.products[:N_PRODUCTS]
-        with ServerThread(GatewayServer(gw_cfg)) as gw:
-            port = gw.server.http_port
-            clients = {name: Http(port, k) for name, k in keys.items()}
-            clients["none"] = Http(port)
-            status, body, _ = clients["writer"].call(
-                "POST", "/v1/products", {"products": [_product_json(p) for p in products]}
-            )
-            assert status == 200 and all(s["code"] == 0 for s in body["statuses"]), body
-            yield {
-                **clients,
-                "keys": keys,
-                "products": products,
-                "port": port,
-                "server": gw.server,
-                "metrics_port": gw.server.metrics_port,
-                "encoder": enc.target,
-                "index": idx.target,
-                "tmp": tmp,
-            }
+        assert status == 200 and all(s["code"] == 0 for s in body["statuses"]), body
+        yield {
+            **clients,
+            "keys": keys,
+            "products": products,
+            "port": port,
+            "server": gw.server,
+            "metrics_port": gw.server.metrics_port,
+            "encoder": enc.target,
+            "index": idx.target,
+            "tmp": tmp,
+        }
 
 
 def test_search_json_with_proto_field_names(stack):
@@ -476,8 +458,22 @@ def test_tls_from_the_grpc_settings_client_certs_and_body_limit(tmp_path):
                 await asyncio.to_thread(get, ctx)  # no client certificate: refused
             ctx.load_cert_chain(str(client_cert), str(client_key))
             assert await asyncio.to_thread(get, ctx) == (200, {"status": "SERVING"})
-            big = b'{"text": "' + b"x" * (1024 * 1024 + 10) + b'"}'
-            status, body = await asyncio.to_thread(get, ctx, "/v1/search", big)
+
+            def declare_big(context):
+                # Only the headers: the server refuses on Content-Length and closes, so a client
+                # still writing a real 1 MiB body may lose the answer (a race, not the server's).
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+                try:
+                    conn.putrequest("POST", "/v1/search")
+                    conn.putheader("Content-Type", "application/json")
+                    conn.putheader("Content-Length", str(1024 * 1024 + 10))
+                    conn.endheaders()
+                    r = conn.getresponse()
+                    return r.status, json.loads(r.read())
+                finally:
+                    conn.close()
+
+            status, body = await asyncio.to_thread(declare_big, ctx)
             assert status == 413 and "max_message_mb" in body["error"]["message"]
             # readiness without a health servicer: not ready
             assert (await asyncio.to_thread(get, ctx, "/readyz"))[0] == 503
