@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid eval-compose fuzz bench-replication clean help
+.PHONY: demo test test-tools test-fast lint format protos protos-check train eval up serve-encoder bench-peers bench-encoder bench-index bench-gateway bench-rerank bench-caption bench-cache eval-captions eval-hybrid eval-compose fuzz bench-replication clean help
 
 help:
 	@echo "make demo   - set up, build the towers on the demo catalog, run the services, ingest, query"
@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(BIN)/vitrine demo
 
-test: $(STAMP)
+# Debian's promtool, etcd and chromium + chromedriver, where missing (the tests that need them
+# skip with a reason where they cannot be installed).
+test-tools:
+	@scripts/install_test_tools.sh
+
+test: $(STAMP) test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(PY) scripts/gen_protos.py --check

@@ -710,6 +710,13 @@ def base_request(rng, rpc: Rpc, ctx: Ctx):
             )
         if n == "Describe":
             return gateway_pb2.DescribeRequest(image=rng.choice(ctx.photos), beam=rng.randint(0, 2))
+        if n == "GetFacets":
+            r = gateway_pb2.GetFacetsRequest(limit=rng.randint(0, 50))
+            if rng.random() < 0.5:
+                r.fields.extend(rng.sample(["gender", "baseColour", "title", "price", "x"], 2))
+            if rng.random() < 0.3:
+                r.filter.CopyFrom(small_filter(rng))
+            return r
     if s == "encoder":
         if n == "EmbedText":
             return encoder_pb2.EmbedTextRequest(
@@ -799,6 +806,13 @@ def base_request(rng, rpc: Rpc, ctx: Ctx):
             return index_pb2.CountRequest(collection=coll)
         if n == "GetStats":
             return index_pb2.GetStatsRequest(collection=coll)
+        if n == "Facets":
+            r = index_pb2.IndexServiceFacetsRequest(collection=coll, limit=rng.randint(0, 50))
+            if rng.random() < 0.5:
+                r.fields.extend(rng.sample(["gender", "baseColour", "title", "price", "x"], 2))
+            if rng.random() < 0.3:
+                r.filter.CopyFrom(small_filter(rng))
+            return r
         if n == "Search":
             dim = ctx.product_dim if coll == PRODUCTS else FUZZ_DIM
             r = index_pb2.IndexServiceSearchRequest(collection=coll, k=rng.randint(1, 20))

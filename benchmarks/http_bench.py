@@ -8,7 +8,13 @@ retrieval, rerank off, query-embedding cache off: every query is encoded) closed
 concurrency 1 and 8, over gRPC (``AsyncSearchClient``) and over HTTP (``POST /v1/search``, a
 minimal asyncio HTTP/1.1 keep-alive client, one connection per worker; the JSON answer is parsed,
 as the gRPC client parses its protobuf). The HTTP layer's overhead is the difference of the
-medians. Prints a table and, last, one JSON line.
+medians.
+
+The closed-loop medians include the whole search (~10 ms of encoding on 2 cores) and drift
+between the runs, so the overhead is also measured **paired** (``--pairs``): the same query
+over gRPC and over HTTP back to back, the order alternating, one request at a time; the overhead
+is the median of the per-pair differences, with and without ``include_attributes`` (which
+makes the answer ~3x larger). Prints a table and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -106,6 +112,59 @@ async def run_load(
     return rows
 
 
+async def run_pairs(gateway: str, http_port: int, queries: list[str], pairs: int) -> dict:
+    """Median (and quartiles) of HTTP minus gRPC latency for the same query back to back."""
+    import statistics
+    import time
+
+    grpc_client = AsyncSearchClient(gateway, timeout=60)
+    conn = HttpConnection("127.0.0.1", http_port)
+    out = {}
+    for attrs in (False, True):
+        body = {"text": "", "k": 10, "rerank": "RERANK_MODE_OFF", "retrieval_mode": 1}
+        body["include_attributes"] = attrs
+
+        async def grpc_once(q, attrs=attrs):
+            t = time.perf_counter()
+            await grpc_client.search(
+                text=q, k=10, include_attributes=attrs, rerank=False, retrieval_mode="vector"
+            )
+            return time.perf_counter() - t
+
+        async def http_once(q, body=body):
+            t = time.perf_counter()
+            await conn.post("/v1/search", {**body, "text": q})
+            return time.perf_counter() - t
+
+        for q in queries[:20]:  # warm both paths (connections, caches of the runtime)
+            await grpc_once(q)
+            await http_once(q)
+        diffs, g, h = [], [], []
+        for i in range(pairs):
+            q = queries[i % len(queries)]
+            if i % 2:
+                a = await grpc_once(q)
+                b = await http_once(q)
+            else:
+                b = await http_once(q)
+                a = await grpc_once(q)
+            g.append(a)
+            h.append(b)
+            diffs.append(b - a)
+        qs = statistics.quantiles(diffs, n=4)
+        out["with_attributes" if attrs else "ids_only"] = {
+            "pairs": pairs,
+            "grpc_p50_ms": round(statistics.median(g) * 1e3, 3),
+            "http_p50_ms": round(statistics.median(h) * 1e3, 3),
+            "overhead_p50_ms": round(statistics.median(diffs) * 1e3, 3),
+            "overhead_q1_ms": round(qs[0] * 1e3, 3),
+            "overhead_q3_ms": round(qs[2] * 1e3, 3),
+        }
+    await conn.close()
+    await grpc_client.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -114,7 +173,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--products", type=int, default=2000, help="products to ingest")
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--concurrency", default="1,8")
+    ap.add_argument("--concurrency", default="1,8", help="closed-loop runs ('': none)")
+    ap.add_argument("--pairs", type=int, default=1000, help="paired requests (0: skip)")
     args = ap.parse_args()
 
     catalog = load_catalog(args.catalog)
@@ -139,10 +199,12 @@ def main() -> None:
         with SearchClient(stack.gateway, timeout=3600) as client:
             resp = ingest_catalog(client, catalog, 32, quiet=True)
             out["ingest_failed"] = resp.failed
-        concurrencies = [int(c) for c in args.concurrency.split(",")]
+        concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
         out["search"] = asyncio.run(
             run_load(stack.gateway, http_port, queries, concurrencies, args.seconds)
         )
+        if args.pairs:
+            out["paired"] = asyncio.run(run_pairs(stack.gateway, http_port, queries, args.pairs))
     by = {(r["api"], r["concurrency"]): r for r in out["search"]}
     out["http_overhead_p50_ms"] = {
         str(c): round(by["http", c]["p50_ms"] - by["grpc", c]["p50_ms"], 3) for c in concurrencies
@@ -166,6 +228,19 @@ def main() -> None:
     Console(width=120).print(t)
     for c, ms in out["http_overhead_p50_ms"].items():
         print(f"HTTP layer overhead at the median, concurrency {c}: {ms:.3f} ms")
+    if "paired" in out:
+        t = Table(title=f"Paired: the same query over both, back to back ({args.pairs} pairs)")
+        for col in ("answer", "gRPC p50 ms", "HTTP p50 ms", "overhead p50 ms", "IQR ms"):
+            t.add_column(col, justify="right")
+        for name, r in out["paired"].items():
+            t.add_row(
+                name,
+                f"{r['grpc_p50_ms']:.2f}",
+                f"{r['http_p50_ms']:.2f}",
+                f"{r['overhead_p50_ms']:.3f}",
+                f"{r['overhead_q1_ms']:.2f} .. {r['overhead_q3_ms']:.2f}",
+            )
+        Console(width=120).print(t)
     print(
         json.dumps(
             {

@@ -52,6 +52,7 @@ GATED_SERVICE = "vitrine.v1.SearchService"
 METHOD_SCOPES = {
     "Search": SEARCH,
     "Describe": SEARCH,
+    "GetFacets": SEARCH,
     "UpsertProducts": WRITE,
     "IngestProducts": WRITE,
     "DeleteProducts": WRITE,

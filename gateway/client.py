@@ -140,6 +140,17 @@ class SearchClient(SyncClientBase):
         req = gateway_pb2.DescribeRequest(image=image, beam=beam)
         return self._call("Describe", req, timeout).description
 
+    def facets(
+        self,
+        fields: Sequence[str] = (),
+        limit: int = 0,
+        filter: common_pb2.Filter | None = None,
+        timeout=None,
+    ) -> gateway_pb2.GetFacetsResponse:
+        """Attribute values and their counts (the ``limit`` most frequent per attribute)."""
+        req = gateway_pb2.GetFacetsRequest(fields=list(fields), limit=limit, filter=filter)
+        return self._call("GetFacets", req, timeout)
+
     def delete(self, ids: Sequence[str]) -> list[gateway_pb2.ItemStatus]:
         return list(
             self._call("DeleteProducts", gateway_pb2.DeleteProductsRequest(ids=list(ids))).statuses
@@ -197,6 +208,16 @@ class AsyncSearchClient(AsyncClientBase):
     async def describe(self, image: bytes, beam: int = 0, timeout=None) -> gateway_pb2.Description:
         req = gateway_pb2.DescribeRequest(image=image, beam=beam)
         return (await self._call("Describe", req, timeout)).description
+
+    async def facets(
+        self,
+        fields: Sequence[str] = (),
+        limit: int = 0,
+        filter: common_pb2.Filter | None = None,
+        timeout=None,
+    ) -> gateway_pb2.GetFacetsResponse:
+        req = gateway_pb2.GetFacetsRequest(fields=list(fields), limit=limit, filter=filter)
+        return await self._call("GetFacets", req, timeout)
 
     async def delete(self, ids: Sequence[str]):
         req = gateway_pb2.DeleteProductsRequest(ids=list(ids))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.auth import read_keys
 from vitrine.serving.config import ConfigError, ServerConfig
 from vitrine.serving.tls import is_loopback
 
 KNOWN_STAGES = ("encode", "search", "rerank", "generate")
+IMAGE_URL_ATTRIBUTE = "image_url"
 
 
 @dataclass
@@ -82,6 +84,17 @@ class GatewayConfig(ServerConfig):
     # -1 = off, 0 = a free port. Same keys, scopes, rate limits and TLS files as gRPC.
     http_port: int = -1
     http_host: str = "127.0.0.1"
+    # HTTPS with tls_cert_file/tls_key_file (the default). false serves plain HTTP, allowed on a
+    # loopback http_host only: `vitrine up` does so that a browser opens the playground without
+    # trusting its throwaway CA (gRPC keeps TLS).
+    http_tls: bool = True
+    # The search playground page at / of the HTTP port (gateway/playground/, docs/http-api.md).
+    playground: bool = True
+    # Product photos for the playground: the attribute holding a product's image URL (a shop's
+    # CDN URL, or /media/... for a local catalog; kept out of the lexical index), and a
+    # directory of photos the HTTP port serves read-only under /media/ (empty: none).
+    image_url_attribute: str = IMAGE_URL_ATTRIBUTE
+    media_dir: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -129,11 +142,18 @@ class GatewayConfig(ServerConfig):
             raise ConfigError("auth_required: set api_keys_file (the API key file)")
         if not -1 <= self.http_port <= 65535:
             raise ConfigError(f"http_port: {self.http_port} is not a TCP port (or -1)")
-        tls_or_plaintext = self.tls_cert_file or self.plaintext
+        if not self.http_tls and not is_loopback(self.http_host):
+            raise ConfigError(
+                f"http_tls: false needs a loopback http_host, not {self.http_host} "
+                "(plain HTTP is for the local playground only)"
+            )
+        tls_or_plaintext = (self.tls_cert_file and self.http_tls) or self.plaintext
         if self.http_port >= 0 and not tls_or_plaintext and not is_loopback(self.http_host):
             raise ConfigError(
                 f"http_host: {self.http_host} is not a loopback address: give "
                 "tls_cert_file/tls_key_file, or set plaintext: true to serve without TLS"
             )
+        if self.media_dir and not Path(self.media_dir).is_dir():
+            raise ConfigError(f"media_dir: {self.media_dir} is not a directory")
         if self.api_keys_file:
             read_keys(self.api_keys_file)  # exists and parses, or ConfigError naming the entry

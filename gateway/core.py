@@ -25,12 +25,13 @@ from gateway.pipeline import SearchContext, Stage, run_pipeline
 from gateway.rerank import RerankPlanner
 from gateway.retrieval import HYBRID, LEXICAL, MODES, VECTOR, lexical_text
 from gateway.stages import EncodeStage, RerankStage, SearchStage
-from index_service.attributes import Value
+from index_service.attributes import DEFAULT_FACET_VALUES, Value, check_facet_fields
 from index_service.client import SearchHit, _records
-from index_service.fanout import IndexFanout
+from index_service.fanout import FacetsResult, IndexFanout
 from vitrine.serving.errors import InvalidArgument, NotFound, VitrineError
 
 log = logging.getLogger("vitrine.gateway")
+MAX_FACET_VALUES = 1000
 
 
 @dataclass
@@ -237,6 +238,33 @@ class Gateway:
             ctx.lexical_scores,
         )
 
+    async def facets(
+        self,
+        fields: Sequence[str] = (),
+        limit: int = 0,
+        filter=None,
+        timeout: float | None = None,
+    ) -> FacetsResult:
+        """Attribute values with their counts over the products ``filter`` selects (all
+        attributes but the image URL when ``fields`` is empty); none before the first ingest."""
+        if not 0 <= limit <= MAX_FACET_VALUES:
+            raise InvalidArgument(f"limit: {limit} must be in 0..{MAX_FACET_VALUES}")
+        check_facet_fields(fields)  # before the collection is looked up (it may not exist)
+        try:
+            out = await self.index.facets(
+                self.config.collection,
+                list(fields),
+                limit or DEFAULT_FACET_VALUES,
+                filter,
+                timeout or self.config.default_timeout_s,
+                self.config.allow_partial,
+            )
+        except NotFound:
+            return FacetsResult([], 0)
+        if not fields:
+            out.facets = [f for f in out.facets if f.field != self.config.image_url_attribute]
+        return out
+
     async def describe(self, image: bytes, beam: int = 0, timeout: float | None = None):
         """The listing assistant: a suggested title and attributes for a product photo."""
         return await self.generator.describe(image, beam, timeout or self.config.default_timeout_s)
@@ -310,12 +338,13 @@ class Gateway:
         await asyncio.gather(*jobs)
         ready = sorted(out.vectors)
         if ready:
+            url_attr = self.config.image_url_attribute
             records = _records(
                 [products[i].id for i in ready],
                 np.stack([out.vectors[i] for i in ready]),
                 [{**products[i].attributes, "title": products[i].title} for i in ready],
                 [out.payloads.get(i, b"") for i in ready],
-                [lexical_text(products[i].title, products[i].attributes) for i in ready],
+                [lexical_text(products[i].title, products[i].attributes, url_attr) for i in ready],
             )
             try:
                 await self.index.upsert_records(

@@ -45,6 +45,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from grpc_health.v1 import health_pb2
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway import playground
 from gateway.auth import PRINCIPAL, SEARCH, WRITE, KeyStore
 from gateway.auth_interceptor import _failed, _records, admit, audit, bearer_key
 from gateway.servicer import GatewayServicer
@@ -219,6 +220,16 @@ ROUTES = (
         "Delete products by id; one status per id (SearchService.DeleteProducts).",
     ),
     Route(
+        "facets",
+        "POST",
+        "/v1/facets",
+        SEARCH,
+        gateway_pb2.GetFacetsRequest,
+        gateway_pb2.GetFacetsResponse,
+        "GetFacets",
+        "Attribute values with their counts, e.g. to offer filters (SearchService.GetFacets).",
+    ),
+    Route(
         "describe",
         "POST",
         "/v1/describe",
@@ -381,6 +392,7 @@ class HttpApi:
                 parts.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
             return error_response(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(parts))
 
+        playground.mount(app, self.config)
         app.add_exception_handler(StarletteHTTPException, http_error)
         app.add_exception_handler(RequestValidationError, validation_error)
 
@@ -582,7 +594,12 @@ class HttpApi:
             try:
                 await app(scope, receive, send_status)
             finally:
-                route = _ROUTE_NAMES.get((scope["method"], scope["path"]), "other")
+                path = scope["path"]
+                route = (
+                    _ROUTE_NAMES.get((scope["method"], path))
+                    or playground.route_name(path)
+                    or "other"
+                )
                 metrics.observe(route, status[0], time.perf_counter() - started)
 
         return measured
@@ -591,7 +608,7 @@ class HttpApi:
         """Bind ``http_host:http_port`` (0: a free port) and serve; returns the bound port."""
         cfg = self.config
         kw: dict[str, Any] = {}
-        if cfg.tls_cert_file:
+        if cfg.tls_cert_file and cfg.http_tls:
             kw = {"ssl_certfile": cfg.tls_cert_file, "ssl_keyfile": cfg.tls_key_file}
             if cfg.tls_ca_file:
                 kw["ssl_ca_certs"] = cfg.tls_ca_file
@@ -624,7 +641,7 @@ class HttpApi:
             await asyncio.sleep(0.01)
         log.info(
             "http listening",
-            extra={"address": f"{cfg.http_host}:{self.port}", "tls": bool(cfg.tls_cert_file)},
+            extra={"address": f"{cfg.http_host}:{self.port}", "tls": bool(kw)},
         )
         return self.port
 

@@ -31,10 +31,13 @@ VECTOR, LEXICAL, HYBRID = "vector", "lexical", "hybrid"
 MODES = (VECTOR, LEXICAL, HYBRID)
 
 
-def lexical_text(title: str, attributes: Mapping[str, object]) -> str:
-    """What the lexical index holds of a product: its title and its text attribute values."""
+def lexical_text(title: str, attributes: Mapping[str, object], skip: str = "") -> str:
+    """What the lexical index holds of a product: its title and its text attribute values
+    (but not attribute ``skip``: the image URL)."""
     parts = [title]
-    for value in attributes.values():
+    for name, value in attributes.items():
+        if name == skip:
+            continue
         if isinstance(value, str):
             parts.append(value)
         elif isinstance(value, list | tuple):

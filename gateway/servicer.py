@@ -144,6 +144,20 @@ class GatewayServicer(gateway_pb2_grpc.SearchServiceServicer):
         )
 
     @rpc
+    async def GetFacets(self, request, context):
+        out = await self.gateway.facets(
+            list(request.fields),
+            request.limit,
+            request.filter if request.HasField("filter") else None,
+            context.time_remaining(),
+        )
+        if out.partial:
+            self.gw_metrics.partial.inc()
+        return gateway_pb2.GetFacetsResponse(
+            facets=out.facets, matched=out.matched, partial=out.partial
+        )
+
+    @rpc
     async def Describe(self, request, context):
         d = await self.gateway.describe(request.image, request.beam, context.time_remaining())
         return gateway_pb2.DescribeResponse(description=_description_pb(d))

@@ -103,6 +103,9 @@ class AttributeIndex:
         self.numbers: dict[str, np.ndarray] = {}
         self.size = 0
         self._arrays: dict[tuple[str, tuple], np.ndarray] = {}  # postings as arrays, cached
+        # Per field, every posting as (keys, labels, key number per label): facet counts are
+        # then one bincount. Cached like _arrays; both are dropped for what add() changes.
+        self._codes: dict[str, tuple[list[tuple], np.ndarray, np.ndarray]] = {}
 
     def _grow(self, size: int) -> None:
         for name, col in self.numbers.items():
@@ -116,10 +119,15 @@ class AttributeIndex:
         self._grow(label + 1)
         for name, value in attrs.items():
             if isinstance(value, (bool, str)):
-                self.postings[name][_key(value)].append(label)
+                key = _key(value)
+                self.postings[name][key].append(label)
+                self._arrays.pop((name, key), None)
+                self._codes.pop(name, None)
             elif isinstance(value, list):
                 for item in set(value):
                     self.postings[name][("s", item)].append(label)
+                    self._arrays.pop((name, ("s", item)), None)
+                self._codes.pop(name, None)
             else:
                 col = self.numbers.get(name)
                 if col is None:
@@ -184,6 +192,41 @@ class AttributeIndex:
             arr = self._arrays[(field, key)] = np.asarray(labels, dtype=np.int64)
         return arr
 
+    # -- facets ----------------------------------------------------------------------------
+    def fields(self) -> set[str]:
+        return set(self.postings) | set(self.numbers)
+
+    def value_counts(self, field: str, mask: np.ndarray) -> dict[tuple, int]:
+        """How many labels selected by ``mask`` hold each string/bool value of ``field``."""
+        codes = self._codes.get(field)
+        if codes is None:
+            postings = self.postings.get(field)
+            if not postings:
+                return {}
+            keys = list(postings)
+            sizes = [len(postings[k]) for k in keys]
+            labels = np.fromiter(
+                (x for k in keys for x in postings[k]), dtype=np.int64, count=sum(sizes)
+            )
+            codes = self._codes[field] = (keys, labels, np.repeat(np.arange(len(keys)), sizes))
+        keys, labels, key_of = codes
+        inside = labels < len(mask)
+        chosen = key_of[inside][mask[labels[inside]]]
+        counts = np.bincount(chosen, minlength=len(keys))
+        return {keys[i]: int(counts[i]) for i in np.flatnonzero(counts)}
+
+    def number_stats(self, field: str, mask: np.ndarray) -> tuple[float, float, int] | None:
+        """(min, max, count) of numeric ``field`` over the labels ``mask`` selects."""
+        col = self.numbers.get(field)
+        if col is None:
+            return None
+        m = min(len(col), len(mask))
+        vals = col[:m][mask[:m]]
+        vals = vals[~np.isnan(vals)]
+        if not len(vals):
+            return None
+        return float(vals.min()), float(vals.max()), len(vals)
+
     def _range_mask(self, r: common_pb2.Filter.Range, n: int, where: str) -> np.ndarray:
         if not r.field:
             raise InvalidArgument(f"{where}.field: required")
@@ -208,3 +251,53 @@ class AttributeIndex:
             if r.HasField("lt"):
                 out &= vals < r.lt
         return out
+
+
+DEFAULT_FACET_VALUES = 20  # values per attribute when a request says 0
+MAX_FACET_FIELDS = 100
+
+
+def check_facet_fields(fields) -> None:
+    """INVALID_ARGUMENT for a facets request's ``fields`` that cannot be right."""
+    if len(fields) > MAX_FACET_FIELDS:
+        raise InvalidArgument(f"fields: more than {MAX_FACET_FIELDS}")
+    for i, f in enumerate(fields):
+        if not f:
+            raise InvalidArgument(f"fields[{i}]: empty attribute name")
+
+
+def facet_value(key: tuple) -> common_pb2.AttributeValue:
+    """The AttributeValue of a postings key (``("s", str)`` or ``("b", bool)``)."""
+    kind, v = key
+    if kind == "b":
+        return common_pb2.AttributeValue(bool_value=v)
+    return common_pb2.AttributeValue(string_value=v)
+
+
+def facet_key(value: common_pb2.AttributeValue) -> tuple:
+    """The postings key of a facet's AttributeValue (the inverse of :func:`facet_value`)."""
+    if value.HasField("bool_value"):
+        return ("b", value.bool_value)
+    return ("s", value.string_value)
+
+
+def facets_to_pb(
+    values: Mapping[str, Mapping[tuple, int]],
+    numbers: Mapping[str, tuple[float, float, int]],
+    limit: int,
+) -> list[common_pb2.Facet]:
+    """Facets by field name: the ``limit`` most frequent values of each (ties by value)."""
+    out = []
+    for name in sorted(set(values) | set(numbers)):
+        counts = values.get(name, {})
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        facet = common_pb2.Facet(
+            field=name,
+            values=[common_pb2.FacetValue(value=facet_value(k), count=c) for k, c in top],
+            truncated=len(counts) > limit,
+        )
+        if name in numbers:
+            lo, hi, c = numbers[name]
+            facet.numbers.CopyFrom(common_pb2.NumericFacet(min=lo, max=hi, count=c))
+        out.append(facet)
+    return out

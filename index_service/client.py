@@ -80,6 +80,15 @@ def _hits(resp: index_pb2.IndexServiceSearchResponse) -> list[list[SearchHit]]:
     ]
 
 
+def _facets_request(collection, fields, limit, filter) -> index_pb2.IndexServiceFacetsRequest:
+    req = index_pb2.IndexServiceFacetsRequest(
+        collection=collection, fields=list(fields), limit=limit
+    )
+    if filter is not None:
+        req.filter.CopyFrom(filter)
+    return req
+
+
 def _create_request(
     name, dim, metric, index_spec, num_shards, local_shards, payload_bytes=0, replication_factor=0
 ):
@@ -203,6 +212,17 @@ class IndexClient(SyncClientBase):
         )
         return _hits(self._call("Search", req, timeout))
 
+    def facets(
+        self,
+        collection: str,
+        fields: Sequence[str] = (),
+        limit: int = 0,
+        filter: common_pb2.Filter | None = None,
+        timeout=None,
+    ) -> index_pb2.IndexServiceFacetsResponse:
+        """Attribute value counts (most frequent ``limit`` per field) of the local shards."""
+        return self._call("Facets", _facets_request(collection, fields, limit, filter), timeout)
+
     def search_text(
         self,
         collection: str,
@@ -276,6 +296,18 @@ class AsyncIndexClient(AsyncClientBase):
 
     async def search_raw(self, req: index_pb2.IndexServiceSearchRequest, timeout=None):
         return await self._call("Search", req, timeout)
+
+    async def facets(
+        self,
+        collection: str,
+        fields: Sequence[str] = (),
+        limit: int = 0,
+        filter: common_pb2.Filter | None = None,
+        timeout=None,
+    ) -> index_pb2.IndexServiceFacetsResponse:
+        return await self._call(
+            "Facets", _facets_request(collection, fields, limit, filter), timeout
+        )
 
     async def search(
         self,

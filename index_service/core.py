@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from index_service import devices
+from index_service.attributes import check_facet_fields
 from index_service.coalesce import SearchCoalescer
-from index_service.collection import META, Collection, CollectionMeta
+from index_service.collection import META, Collection, CollectionMeta, ShardFacets
 from index_service.config import IndexConfig
 from index_service.shard import IP, SearchOptions
 from vitrine.serving.errors import AlreadyExists, InvalidArgument, NotFound
@@ -143,6 +144,22 @@ class IndexStore:
         if missing:
             raise InvalidArgument(f"shards: {missing} not held by this process")
         return c, targets
+
+    async def facets(self, name: str, fields: list[str], flt=None) -> ShardFacets:
+        """Attribute value counts over the local shards' records ``flt`` selects."""
+        c = self.get(name)
+        check_facet_fields(fields)
+        loop = asyncio.get_running_loop()
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._search_pool, c.facets_shard, s, fields, flt)
+                for s in c.meta.local_shards
+            )
+        )
+        total = ShardFacets()
+        for part in parts:
+            total.add(part)
+        return total
 
     async def search(
         self,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
+from index_service.attributes import facet_key, facets_to_pb
 from index_service.client import AsyncIndexClient, SearchHit, _hits, _records, _search_request
 from index_service.collection import shard_of
 from vitrine.serving.errors import DeadlineExceeded, NotFound, Unavailable, VitrineError
@@ -34,6 +35,13 @@ class FanoutResult:
     hits: list[list[SearchHit]]
     partial: bool  # some shards did not answer
     failed_endpoints: list[str]
+
+
+@dataclass
+class FacetsResult:
+    facets: list[common_pb2.Facet]
+    matched: int
+    partial: bool = False
 
 
 @dataclass
@@ -321,6 +329,60 @@ class IndexFanout:
             *(self._read(g, lambda c, rs=rs: c.get(name, rs), None) for g, rs in groups)
         )
         return {r.id for a in answers for r in a.records}
+
+    async def facets(
+        self,
+        name: str,
+        fields: Sequence[str] = (),
+        limit: int = 20,
+        filter: common_pb2.Filter | None = None,
+        timeout: float | None = None,
+        allow_partial: bool = True,
+    ) -> FacetsResult:
+        """Attribute value counts over the whole collection: one replica per group, summed.
+
+        With several groups each is asked for at least 1,000 values per field (like
+        Elasticsearch's ``shard_size``, more than ``limit``), so counts are exact for fields with
+        up to that many distinct values per group; beyond (titles, ids), a value just below one
+        group's cut may be counted low."""
+        lay = await self._layout(name)
+        ask = limit if len(lay.groups) == 1 else min(10_000, max(1000, limit * 3 // 2 + 10))
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+
+        async def one(g: ReplicaGroup):
+            left = None if deadline is None else deadline - loop.time()
+            return await self._read(
+                g, lambda c: c.facets(name, fields, ask, filter, left), deadline
+            )
+
+        answers = await asyncio.gather(*(one(g) for g in lay.groups), return_exceptions=True)
+        good = [a for a in answers if not isinstance(a, BaseException)]
+        bad = [a for a in answers if isinstance(a, BaseException)]
+        if bad and (not allow_partial or not good):
+            raise bad[0]
+        values: dict[str, dict[tuple, int]] = {}
+        numbers: dict[str, tuple[float, float, int]] = {}
+        truncated: set[str] = set()
+        for a in good:
+            for f in a.facets:
+                counts = values.setdefault(f.field, {})
+                for v in f.values:
+                    key = facet_key(v.value)
+                    counts[key] = counts.get(key, 0) + v.count
+                if f.truncated:
+                    truncated.add(f.field)
+                if f.HasField("numbers"):
+                    n, old = f.numbers, numbers.get(f.field)
+                    numbers[f.field] = (
+                        (n.min, n.max, n.count)
+                        if old is None
+                        else (min(old[0], n.min), max(old[1], n.max), old[2] + n.count)
+                    )
+        facets = facets_to_pb(values, numbers, limit)
+        for f in facets:
+            f.truncated = f.truncated or f.field in truncated
+        return FacetsResult(facets, sum(a.matched for a in good), partial=bool(bad))
 
     async def search(
         self,

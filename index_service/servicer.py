@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from index_service.attributes import attrs_to_pb
+from index_service.attributes import DEFAULT_FACET_VALUES, attrs_to_pb, facets_to_pb
 from index_service.collection import CollectionMeta
 from index_service.core import IndexStore
 from index_service.metrics import IndexMetrics
@@ -15,6 +15,7 @@ from vitrine.serving.metrics import RpcMetrics
 from vitrine.tensors import from_tensor
 from vitrine.v1 import index_pb2, index_pb2_grpc, replication_pb2_grpc
 
+MAX_FACET_VALUES = 10_000
 _METRICS = {index_pb2.METRIC_INNER_PRODUCT: IP, index_pb2.METRIC_L2: L2}
 
 
@@ -212,6 +213,20 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
         self.index_metrics.search_time.labels(c.meta.name, mode).observe(time.perf_counter() - t0)
         self.index_metrics.queries.labels(c.meta.name, mode).inc(len(results))
         return resp
+
+    @rpc
+    async def Facets(self, request, context):
+        c = self._readable(request.collection)
+        if not 0 <= request.limit <= MAX_FACET_VALUES:
+            raise InvalidArgument(f"limit: {request.limit} must be in 0..{MAX_FACET_VALUES}")
+        flt = request.filter if request.HasField("filter") else None
+        counted = await self.store.facets(c.meta.name, list(request.fields), flt)
+        return index_pb2.IndexServiceFacetsResponse(
+            facets=facets_to_pb(
+                counted.values, counted.numbers, request.limit or DEFAULT_FACET_VALUES
+            ),
+            matched=counted.matched,
+        )
 
 
 class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):

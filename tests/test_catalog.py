@@ -40,3 +40,25 @@ def test_demo_catalog_is_the_deterministic_subset_of_the_full_catalog(tmp_path):
     full = load_catalog(SHARED_CATALOG)
     write_catalog(deterministic_subset(full.products, 600), tmp_path)
     assert filecmp.cmp(tmp_path / "catalog.csv", DEMO_CATALOG_DIR / "catalog.csv", shallow=False)
+
+
+def test_image_url_column_and_the_ingested_url(tmp_path, demo_catalog):
+    """A catalog's own image_url column wins; else ingest stores the /media/ URL of the photo."""
+    import dataclasses
+
+    from vitrine.cli.shop import image_url
+
+    first, second = demo_catalog.products[:2]
+    shop = dataclasses.replace(first, image_url="https://cdn.example.com/a.jpg")
+    root = write_catalog([shop, second], tmp_path / "cat")
+    assert (root / "catalog.csv").read_text().splitlines()[0].endswith(",image_url")
+    loaded = load_catalog(root)
+    assert [p.image_url for p in loaded.products] == ["https://cdn.example.com/a.jpg", ""]
+    assert image_url(loaded.products[0], "/media/") == {"image_url": shop.image_url}
+    assert image_url(loaded.products[1], "/media/") == {"image_url": f"/media/{second.id}.jpg"}
+    assert image_url(loaded.products[1], "") == {}
+    # the URL is part of the data: a changed URL changes the fingerprint, none keeps the old one
+    assert load_catalog(write_catalog([first, second], tmp_path / "plain")).fingerprint() != (
+        loaded.fingerprint()
+    )
+    assert "image_url" not in (tmp_path / "plain" / "catalog.csv").read_text()

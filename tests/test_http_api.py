@@ -9,10 +9,12 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 
 import pytest
 
 from gateway.auth import ADMIN, SEARCH, WRITE, create_key
+from gateway.client import SearchClient
 from gateway.config import GatewayConfig
 from gateway.http_app import ROUTES, http_status, message_schemas, schema_name
 from tests.support.servers import ServerProcess, metric_value, scrape
@@ -71,7 +73,13 @@ def stack(tmp_path_factory, demo_catalog):
     }
     products = demo_catalog.products[:N_PRODUCTS]
     stack = tiny_stack(
-        tmp, repo, metrics_port=0, http_port=0, num_shards=2, api_keys_file=str(keys_file)
+        tmp,
+        repo,
+        metrics_port=0,
+        http_port=0,
+        num_shards=2,
+        api_keys_file=str(keys_file),
+        media_dir=str(demo_catalog.root / "images"),
     )
     with stack as (enc, idx, gw):
         port = gw.server.http_port
@@ -90,6 +98,7 @@ def stack(tmp_path_factory, demo_catalog):
             "metrics_port": gw.server.metrics_port,
             "encoder": enc.target,
             "index": idx.target,
+            "grpc": gw.target,
             "tmp": tmp,
         }
 
@@ -182,6 +191,82 @@ def test_describe(stack):
     assert status == 200, body
     assert set(body["description"]) == {"title", "attributes", "model"}
     assert body["description"]["title"] and body["description"]["model"]
+
+
+def test_facets_over_http_and_grpc(stack):
+    products = stack["products"]
+    status, body, _ = stack["reader"].call("POST", "/v1/facets", {"fields": ["gender"]})
+    assert status == 200, body
+    want = Counter(p.attributes["gender"] for p in products)
+    (facet,) = body["facets"]
+    got = {v["value"]["string_value"]: int(v["count"]) for v in facet["values"]}
+    assert (
+        facet["field"] == "gender" and got == dict(want) and body["matched"] == str(len(products))
+    )
+    flt = {"equals": {"field": "gender", "value": {"string_value": want.most_common(1)[0][0]}}}
+    status, body, _ = stack["reader"].call("POST", "/v1/facets", {"limit": 2, "filter": flt})
+    assert status == 200 and int(body["matched"]) == want.most_common(1)[0][1]
+    assert all(len(f["values"]) <= 2 for f in body["facets"])
+    fields = {f["field"] for f in body["facets"]}
+    assert fields >= {"gender", "title", "articleType"}
+    with SearchClient(stack["grpc"], api_key=stack["keys"]["reader"]) as c:
+        resp = c.facets(["gender"])
+        assert {v.value.string_value: v.count for v in resp.facets[0].values} == dict(want)
+    status, body, _ = stack["reader"].call("POST", "/v1/facets", {"fields": ["a", ""]})
+    assert status == 400 and "fields[1]" in body["error"]["message"]
+    assert stack["none"].call("POST", "/v1/facets", {})[0] == 401
+
+
+def test_image_url_attribute_is_served_not_indexed_as_text(stack):
+    """A product's image URL: kept as an attribute (the playground shows it), left out of the
+    lexical index and of the facets; /media serves the catalog photos and nothing else."""
+    p = stack["products"][0]
+    doc = _product_json(p) | {"id": "with-url"}
+    doc["attributes"]["image_url"] = {"string_value": "/media/zzqqxx.jpg"}
+    status, body, _ = stack["writer"].call("POST", "/v1/products", {"products": [doc]})
+    assert status == 200 and body["statuses"][0]["code"] == 0
+    try:
+        req = {"text": "zzqqxx", "retrieval_mode": "RETRIEVAL_MODE_LEXICAL"}
+        status, body, _ = stack["reader"].call("POST", "/v1/search", req)
+        assert status == 200 and body["results"] == []
+        req = {"text": p.title, "k": 3, "include_attributes": True}
+        _, body, _ = stack["reader"].call("POST", "/v1/search", req)
+        urls = {r["product_id"]: r["attributes"].get("image_url") for r in body["results"]}
+        assert urls.get("with-url") == {"string_value": "/media/zzqqxx.jpg"}, urls
+        _, body, _ = stack["reader"].call("POST", "/v1/facets", {})
+        assert "image_url" not in {f["field"] for f in body["facets"]}
+        _, body, _ = stack["reader"].call("POST", "/v1/facets", {"fields": ["image_url"]})
+        assert body["facets"][0]["values"][0]["count"] == "1"
+    finally:
+        stack["writer"].call("DELETE", "/v1/products", {"ids": ["with-url"]})
+    base = f"http://127.0.0.1:{stack['port']}"
+    with urllib.request.urlopen(f"{base}/media/{p.id}.jpg", timeout=10) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/jpeg"
+        assert r.read() == p.image_path.read_bytes()
+        etag = r.headers["ETag"]
+        assert "max-age" in r.headers["Cache-Control"]
+    req = urllib.request.Request(f"{base}/media/{p.id}.jpg", headers={"If-None-Match": etag})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 304
+    for bad in ("/media/../catalog.csv", "/media/%2e%2e/catalog.csv", "/media/", "/media/x.csv"):
+        assert stack["none"].call("GET", bad)[0] == 404, bad
+
+
+def test_playground_page_and_its_config(stack):
+    base = f"http://127.0.0.1:{stack['port']}"
+    with urllib.request.urlopen(base + "/", timeout=10) as r:
+        page = r.read().decode()
+        assert r.headers["Content-Type"].startswith("text/html")
+    assert "/playground/playground.js" in page and "/playground/playground.css" in page
+    for asset, ctype in (("playground.js", "javascript"), ("playground.css", "text/css")):
+        with urllib.request.urlopen(f"{base}/playground/{asset}", timeout=10) as r:
+            assert ctype in r.headers["Content-Type"] and r.read()
+    status, cfg, _ = stack["none"].call("GET", "/playground/config.json")
+    assert status == 200 and cfg["image_url_attribute"] == "image_url"
+    assert cfg["auth_required"] is True and cfg["default_k"] == 10
+    text = scrape(stack["metrics_port"])
+    assert metric_value(text, "vitrine_http_requests_total", route="playground", code="200") > 0
 
 
 def test_health_and_ready_and_openapi(stack):
@@ -337,6 +422,12 @@ def test_config_http_settings(tmp_path):
         load_config(GatewayConfig, overrides={"http_port": 70000}, env={})
     with pytest.raises(ConfigError, match="http_host"):
         load_config(GatewayConfig, overrides={"http_port": 0, "http_host": "0.0.0.0"}, env={})
+    with pytest.raises(ConfigError, match="http_tls"):
+        load_config(GatewayConfig, overrides={"http_tls": False, "http_host": "0.0.0.0"}, env={})
+    with pytest.raises(ConfigError, match="media_dir"):
+        load_config(GatewayConfig, overrides={"media_dir": str(tmp_path / "none")}, env={})
+    cfg = load_config(GatewayConfig, env={"VITRINE_MEDIA_DIR": str(tmp_path)})
+    assert cfg.media_dir == str(tmp_path) and cfg.playground and cfg.http_tls
 
 
 def test_schemathesis_finds_no_server_error(stack):
@@ -394,7 +485,7 @@ def test_schemathesis_finds_no_server_error(stack):
     total = sum(len(v) for v in seen.values())
     by_status = {k: sorted(set(v)) for k, v in seen.items()}
     print("schemathesis:", {k: len(v) for k, v in seen.items()}, total, "requests", by_status)
-    assert len(seen) == len(operations) == 6 and total >= 50
+    assert len(seen) == len(operations) == 7 and total >= 50
 
 
 def test_vitrine_serve_gateway_reports_the_http_port_in_its_ready_file(stack):

@@ -185,6 +185,7 @@ def test_expected_rpcs_present() -> None:
         "Count",
         "GetStats",
         "Search",
+        "Facets",
     }
     assert rpcs(gateway_pb2, "SearchService") == {
         "Search",
@@ -192,6 +193,7 @@ def test_expected_rpcs_present() -> None:
         "IngestProducts",
         "DeleteProducts",
         "Describe",
+        "GetFacets",
     }
     ingest = gateway_pb2.DESCRIPTOR.services_by_name["SearchService"].methods_by_name[
         "IngestProducts"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 from typer.testing import CliRunner
@@ -34,12 +35,30 @@ def test_stack_ingest_and_search_commands(tmp_path, demo_catalog):
     catalog = load_catalog(small)
     runner = CliRunner()
     with LocalStack(
-        models, tmp_path / "data", ports=(0, 0, 0, 0), metrics_ports=(-1,) * 4
+        models,
+        tmp_path / "data",
+        ports=(0, 0, 0, 0),
+        metrics_ports=(-1,) * 4,
+        media_dir=small / "images",
     ) as stack:
         assert [s.name for s in stack.services] == ["encoder", "index-a", "index-b", "gateway"]
         res = runner.invoke(app, ["ingest", "--catalog", str(small), "--gateway", stack.gateway])
         assert res.exit_code == 0, res.output
         assert "indexed 40" in res.output
+        # the playground and the photos, on the gateway's HTTP port (plain HTTP on 127.0.0.1
+        # while gRPC is TLS): ingest stored each product's /media/ URL
+        url = stack.playground_url
+        assert url and url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert b"Vitrine playground" in r.read()
+        res = runner.invoke(
+            app, ["search", "shirt", "-k", "1", "--json", "--gateway", stack.gateway]
+        )
+        (hit,) = json.loads(res.stdout)["results"]
+        photo = hit["attributes"]["image_url"]["string_value"]
+        assert photo == f"/media/{hit['product_id']}.jpg"
+        with urllib.request.urlopen(url.rstrip("/") + photo, timeout=10) as r:
+            assert r.read() == (small / "images" / f"{hit['product_id']}.jpg").read_bytes()
         probe = catalog.products[5]
         res = runner.invoke(
             app, ["search", "--image", str(probe.image_path), "-k", "3", "--gateway", stack.gateway]

@@ -1,5 +1,9 @@
 """Product catalogs on disk: ``catalog.csv`` (id, title, attributes) plus ``images/<id>.jpg``.
 
+An optional ``image_url`` column holds the shop's own URL of each product photo (a CDN); where
+it is absent, ``vitrine ingest`` stores the URL under which the gateway serves ``images/``
+(``/media/<id>.jpg``, see ``gateway.playground``).
+
 The embedded demo catalog (a deterministic subset of the real Fashion Product Images data) ships
 inside this package, so ``make demo`` and the tests work where ``../shared`` is absent. Every tool
 takes ``--catalog DIR`` for the full set.
@@ -30,6 +34,7 @@ class Product:
     title: str
     attributes: dict[str, str] = field(default_factory=dict)
     image_path: Path | None = None
+    image_url: str = ""  # the shop's URL of the photo (catalog.csv column image_url), if any
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Catalog:
             h.update(b"\x00" + p.title.encode())
             for k in sorted(p.attributes):
                 h.update(b"\x00" + k.encode() + b"=" + p.attributes[k].encode())
+            if p.image_url:
+                h.update(b"\x00image_url=" + p.image_url.encode())
             if p.image_path is not None:
                 h.update(hashlib.sha256(p.image_path.read_bytes()).digest())
         return h.hexdigest()
@@ -87,7 +94,8 @@ def load_catalog(root: str | Path | None = None, require_images: bool = True) ->
                 if require_images:
                     raise FileNotFoundError(f"{csv_path}:{line}: image {img} is missing")
                 img = None
-            products.append(Product(pid, title, attrs, img))
+            url = (row.get("image_url") or "").strip()
+            products.append(Product(pid, title, attrs, img, url))
     products.sort(key=lambda p: (0, int(p.id), "") if p.id.isdigit() else (1, 0, p.id))
     return Catalog(root, products)
 
@@ -108,9 +116,11 @@ def write_catalog(products: list[Product], dest: str | Path) -> Path:
     (dest / "images").mkdir(parents=True, exist_ok=True)
     with (dest / "catalog.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["id", "title", *ATTRIBUTE_COLUMNS])
+        urls = any(p.image_url for p in products)
+        w.writerow(["id", "title", *ATTRIBUTE_COLUMNS, *(["image_url"] if urls else [])])
         for p in products:
-            w.writerow([p.id, p.title, *(p.attributes.get(k, "") for k in ATTRIBUTE_COLUMNS)])
+            row = [p.id, p.title, *(p.attributes.get(k, "") for k in ATTRIBUTE_COLUMNS)]
+            w.writerow(row + ([p.image_url] if urls else []))
             if p.image_path is not None:
                 shutil.copyfile(p.image_path, dest / "images" / f"{p.id}.jpg")
     return dest

@@ -6,7 +6,8 @@ baselines). The services start as local processes (encoder, two index processes,
 catalog is ingested through the gateway, and text, photo, brand, model-number, composed and
 filtered queries are answered by the running services (side by side: rerank off and on, vector
 and hybrid retrieval, the weighted sum and the composition model); the captioner describes two
-photos, and everything shuts down.
+photos. The playground page (the gateway's HTTP port) is printed at the start; in a terminal the
+services stay up for it until Enter, otherwise everything shuts down.
 """
 
 from __future__ import annotations
@@ -111,6 +112,19 @@ def held_out_photos(catalog, models: Path, n: int):
     return [catalog.products[rows[i * len(rows) // n]] for i in range(n)]
 
 
+def keep_serving(url: str | None, console: Console) -> None:
+    """In a terminal, keep the stack up for the playground until Enter or Ctrl-C."""
+    import contextlib
+    import sys
+
+    if url is None or not sys.stdin.isatty():
+        return
+    console.rule(f"Playground: {url}")
+    console.print("Open it in a browser; press Enter (or Ctrl-C) to stop the services.")
+    with contextlib.suppress(EOFError, KeyboardInterrupt):
+        input()
+
+
 def run_services_demo(catalog, models: Path, console: Console) -> None:
     """Start the services, ingest the catalog through the gateway, run four kinds of query."""
     import tempfile
@@ -128,9 +142,18 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
 
     data = Path(tempfile.mkdtemp(prefix="vitrine-demo-index-"))
     console.rule("Services: encoder, two index processes (2 shards each), gateway")
-    with LocalStack(models, data, ports=(0, 0, 0, 0), metrics_ports=(0, 0, 0, 0)) as stack:
+    stack = LocalStack(
+        models,
+        data,
+        ports=(0, 0, 0, 0),
+        metrics_ports=(0, 0, 0, 0),
+        http_port=0,
+        media_dir=catalog.root / "images",
+    )
+    with stack:
         for svc in stack.services:
             console.print(f"  {svc.name:8s} {svc.target}  (pid {svc.info['pid']})")
+        console.print(f"  playground (search page with the product photos): {stack.playground_url}")
         tls = stack.client_tls()
         if tls is not None:
             console.print(
@@ -189,4 +212,5 @@ def run_services_demo(catalog, models: Path, console: Console) -> None:
                     client.describe(p.image_path.read_bytes()),
                     console,
                 )
+        keep_serving(stack.playground_url, console)
     console.print("services stopped")

@@ -179,6 +179,10 @@ def serve_gateway(
         int | None,
         typer.Option(help="HTTP/JSON API port (docs/http-api.md); 0 = a free one, -1 = off."),
     ] = None,
+    media_dir: Annotated[
+        str | None,
+        typer.Option(help="Directory of product photos the HTTP port serves under /media/."),
+    ] = None,
     tls_cert_file: TlsCertOpt = None,
     tls_key_file: TlsKeyOpt = None,
     tls_ca_file: TlsCaOpt = None,

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.client import SearchClient, product
+from gateway.config import IMAGE_URL_ATTRIBUTE
+from gateway.playground import MEDIA_PREFIX
 from vitrine.catalog import Catalog
 from vitrine.filters import all_of, between, eq, is_in, not_
 from vitrine.progress import progress_bar
@@ -43,14 +45,29 @@ def parse_filter(exprs: list[str]) -> common_pb2.Filter | None:
     return parts[0] if len(parts) == 1 else all_of(*parts)
 
 
+def image_url(p, prefix: str, attribute: str = IMAGE_URL_ATTRIBUTE) -> dict[str, str]:
+    """The image URL attribute of catalog product ``p``: the catalog's own URL, else ``prefix``
+    + the photo's file name (where the gateway's ``media_dir`` serves the catalog's images/);
+    none without either."""
+    if p.image_url:
+        return {attribute: p.image_url}
+    if prefix and p.image_path is not None:
+        return {attribute: prefix + p.image_path.name}
+    return {}
+
+
 def ingest_catalog(
     client: SearchClient,
     catalog: Catalog,
     batch: int = 32,
     quiet: bool = False,
     fill_missing: bool = False,
+    image_url_prefix: str = MEDIA_PREFIX,
 ):
-    """Stream the catalog to the gateway; returns the IngestProductsResponse."""
+    """Stream the catalog to the gateway; returns the IngestProductsResponse.
+
+    Each product gets an image URL attribute (:func:`image_url`) so that the playground shows
+    its photo; ``image_url_prefix=""`` stores none for products without a catalog URL."""
     products = catalog.products
 
     with progress_bar(disable=quiet) as progress:
@@ -63,7 +80,7 @@ def ingest_catalog(
                     product(
                         p.id,
                         p.title,
-                        dict(p.attributes),
+                        {**p.attributes, **image_url(p, image_url_prefix)},
                         p.image_path.read_bytes() if p.image_path else b"",
                     )
                     for p in part

@@ -37,12 +37,35 @@ def _client(gateway, ca_file, cert_file, key_file, api_key, timeout: float = 30.
         raise typer.BadParameter(str(exc)) from exc
 
 
+ImageUrlPrefixOpt = Annotated[
+    str,
+    typer.Option(
+        help="Products without a catalog image_url get PREFIX + their photo's file name as image "
+        "URL (where the gateway's --media-dir serves the photos); '' stores none."
+    ),
+]
+
+
 @app.command()
 def up(
     models: ModelsOpt = DEFAULT_MODELS,
     data_dir: Annotated[Path, typer.Option(help="Index data (two processes: a/, b/).")] = Path(
         "data/index"
     ),
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="Catalog whose photos the playground shows (default: the embedded demo catalog).",
+        ),
+    ] = None,
+    ingest: Annotated[
+        bool, typer.Option("--ingest", help="Ingest that catalog once the services are up.")
+    ] = False,
+    http_port: Annotated[
+        int, typer.Option(min=-1, max=65535, help="HTTP API and playground port (-1: off).")
+    ] = 8080,
     plaintext: Annotated[
         bool,
         typer.Option(
@@ -51,13 +74,21 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Start an encoder, two index processes (half the shards each) and a gateway; Ctrl-C stops all."""
+    """Start an encoder, two index processes (half the shards each) and a gateway with the
+    playground page on its HTTP port; Ctrl-C stops all."""
     import signal as _signal
     import threading
 
+    from rich.console import Console
+
+    from gateway.client import SearchClient
+    from vitrine.catalog import DEMO_CATALOG_DIR, load_catalog
+    from vitrine.cli.shop import ingest_catalog, print_failures
     from vitrine.cli.stack import LocalStack
 
-    stack = LocalStack(models, data_dir, tls=not plaintext)
+    root = catalog or DEMO_CATALOG_DIR
+    media = root / "images" if (root / "images").is_dir() else None
+    stack = LocalStack(models, data_dir, tls=not plaintext, http_port=http_port, media_dir=media)
     typer.echo("starting encoder, index-a, index-b, gateway ...")
     stack.start()
     for svc in stack.services:
@@ -67,9 +98,21 @@ def up(
     tls = stack.client_tls()
     if tls is not None:
         typer.echo(f"  TLS (mTLS inside): CA {tls.ca_file}; client cert {tls.cert_file}")
-    typer.echo(
-        f"ready: gateway at {stack.gateway}; logs in {stack.log_dir}. Ctrl-C stops everything."
-    )
+    try:
+        with SearchClient(stack.gateway, timeout=3600, tls=tls) as client:
+            if ingest:
+                resp = ingest_catalog(client, load_catalog(root))
+                typer.echo(f"ingested {resp.succeeded} of {resp.received} products from {root}")
+                print_failures(resp, Console())
+            products = client.facets(fields=["title"], limit=1).matched
+    except BaseException:
+        stack.stop()
+        raise
+    typer.echo(f"ready: gateway at {stack.gateway}; {products} products; logs in {stack.log_dir}.")
+    if stack.playground_url:
+        hint = "" if products else " (empty: `vitrine ingest`, or restart with --ingest)"
+        typer.echo(f"playground: {stack.playground_url}{hint}")
+    typer.echo("Ctrl-C stops everything.")
     done = threading.Event()
     for sig in (_signal.SIGINT, _signal.SIGTERM):
         _signal.signal(sig, lambda *_: done.set())
@@ -94,6 +137,7 @@ def ingest(
         bool,
         typer.Option(help="Generate missing titles/attributes from the photos (caption model)."),
     ] = False,
+    image_url_prefix: ImageUrlPrefixOpt = "/media/",  # gateway.playground.MEDIA_PREFIX
     ca_file: CaFileOpt = None,
     cert_file: CertFileOpt = None,
     key_file: KeyFileOpt = None,
@@ -107,7 +151,9 @@ def ingest(
 
     cat = load_catalog(catalog)
     with _client(gateway, ca_file, cert_file, key_file, api_key, timeout=3600) as client:
-        resp = ingest_catalog(client, cat, batch, fill_missing=fill_missing)
+        resp = ingest_catalog(
+            client, cat, batch, fill_missing=fill_missing, image_url_prefix=image_url_prefix
+        )
     console = Console()
     console.print(f"received {resp.received}, indexed {resp.succeeded}, failed {resp.failed}")
     print_failures(resp, console)

@@ -62,7 +62,11 @@ class LocalStack:
         num_shards: int = 4,
         tls: bool = True,
         tls_dir: Path | None = None,
+        http_port: int = 0,
+        media_dir: Path | None = None,
     ):
+        """``http_port``: the gateway's HTTP API and playground (0: a free port, -1: off);
+        ``media_dir``: the catalog photos it serves under /media/."""
         self.models = models
         self.data_dir = data_dir
         self.ports = ports
@@ -76,6 +80,8 @@ class LocalStack:
         self.tls_dir = tls_dir or data_dir / "tls"
         self.tls_files: dict[str, TLSFiles] = {}
         self._registration: Path | None = None
+        self.http_port = http_port
+        self.media_dir = media_dir
 
     def _tls_env(self, name: str) -> dict[str, str]:
         """The TLS settings of service ``name`` as ``VITRINE_*`` env (over any inherited)."""
@@ -95,6 +101,9 @@ class LocalStack:
             "VITRINE_TLS_CA_FILE": str(f.ca_file),
             "VITRINE_TLS_CLIENT_AUTH": "false" if name.startswith("gateway") else "true",
             "VITRINE_PLAINTEXT": "false",
+            # The playground opens in a browser without trusting the throwaway CA: plain HTTP,
+            # on 127.0.0.1 only (gRPC keeps TLS).
+            **({"VITRINE_HTTP_TLS": "false"} if name.startswith("gateway") else {}),
         }
 
     def client_tls(self) -> ClientTLS | None:
@@ -181,6 +190,9 @@ class LocalStack:
                         ia.target,
                         "--index",
                         ib.target,
+                        "--http-port",
+                        str(self.http_port),
+                        *(["--media-dir", str(self.media_dir)] if self.media_dir else []),
                     ],
                     gw_port,
                     gw_m,
@@ -195,6 +207,15 @@ class LocalStack:
     @property
     def gateway(self) -> str:
         return next(s.target for s in self.services if s.name == "gateway")
+
+    @property
+    def playground_url(self) -> str | None:
+        """The playground's URL (the gateway's HTTP port), or None with HTTP off."""
+        gw = next(s for s in self.services if s.name == "gateway")
+        port = gw.info.get("http_port")
+        if port is None:
+            return None
+        return f"http://127.0.0.1:{port}/"
 
     @property
     def encoder(self) -> str:

@@ -89,3 +89,33 @@ class Filter(_message.Message):
     any_of: Filter.Or
     negation: Filter.Not
     def __init__(self, equals: _Optional[_Union[Filter.Equals, _Mapping]] = ..., is_in: _Optional[_Union[Filter.In, _Mapping]] = ..., range: _Optional[_Union[Filter.Range, _Mapping]] = ..., all_of: _Optional[_Union[Filter.And, _Mapping]] = ..., any_of: _Optional[_Union[Filter.Or, _Mapping]] = ..., negation: _Optional[_Union[Filter.Not, _Mapping]] = ...) -> None: ...
+
+class FacetValue(_message.Message):
+    __slots__ = ("value", "count")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    value: AttributeValue
+    count: int
+    def __init__(self, value: _Optional[_Union[AttributeValue, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class NumericFacet(_message.Message):
+    __slots__ = ("min", "max", "count")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    min: float
+    max: float
+    count: int
+    def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class Facet(_message.Message):
+    __slots__ = ("field", "values", "truncated", "numbers")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values: _containers.RepeatedCompositeFieldContainer[FacetValue]
+    truncated: bool
+    numbers: NumericFacet
+    def __init__(self, field: _Optional[str] = ..., values: _Optional[_Iterable[_Union[FacetValue, _Mapping]]] = ..., truncated: _Optional[bool] = ..., numbers: _Optional[_Union[NumericFacet, _Mapping]] = ...) -> None: ...

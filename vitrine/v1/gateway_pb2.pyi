@@ -238,3 +238,23 @@ class DeleteProductsResponse(_message.Message):
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedCompositeFieldContainer[ItemStatus]
     def __init__(self, statuses: _Optional[_Iterable[_Union[ItemStatus, _Mapping]]] = ...) -> None: ...
+
+class GetFacetsRequest(_message.Message):
+    __slots__ = ("fields", "limit", "filter")
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    filter: _common_pb2.Filter
+    def __init__(self, fields: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class GetFacetsResponse(_message.Message):
+    __slots__ = ("facets", "matched", "partial")
+    FACETS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    facets: _containers.RepeatedCompositeFieldContainer[_common_pb2.Facet]
+    matched: int
+    partial: bool
+    def __init__(self, facets: _Optional[_Iterable[_Union[_common_pb2.Facet, _Mapping]]] = ..., matched: _Optional[int] = ..., partial: _Optional[bool] = ...) -> None: ...

@@ -60,6 +60,11 @@ class SearchServiceStub:
                 request_serializer=vitrine_dot_v1_dot_gateway__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=vitrine_dot_v1_dot_gateway__pb2.DescribeResponse.FromString,
                 _registered_method=True)
+        self.GetFacets = channel.unary_unary(
+                '/vitrine.v1.SearchService/GetFacets',
+                request_serializer=vitrine_dot_v1_dot_gateway__pb2.GetFacetsRequest.SerializeToString,
+                response_deserializer=vitrine_dot_v1_dot_gateway__pb2.GetFacetsResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -102,6 +107,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFacets(self, request, context):
+        """The attribute values of the collection with their counts (facets), e.g. to
+        offer filters; counted over the products a filter selects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +142,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=vitrine_dot_v1_dot_gateway__pb2.DescribeRequest.FromString,
                     response_serializer=vitrine_dot_v1_dot_gateway__pb2.DescribeResponse.SerializeToString,
+            ),
+            'GetFacets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFacets,
+                    request_deserializer=vitrine_dot_v1_dot_gateway__pb2.GetFacetsRequest.FromString,
+                    response_serializer=vitrine_dot_v1_dot_gateway__pb2.GetFacetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +285,33 @@ class SearchService:
             '/vitrine.v1.SearchService/Describe',
             vitrine_dot_v1_dot_gateway__pb2.DescribeRequest.SerializeToString,
             vitrine_dot_v1_dot_gateway__pb2.DescribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFacets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vitrine.v1.SearchService/GetFacets',
+            vitrine_dot_v1_dot_gateway__pb2.GetFacetsRequest.SerializeToString,
+            vitrine_dot_v1_dot_gateway__pb2.GetFacetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

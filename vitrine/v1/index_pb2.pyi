@@ -288,3 +288,23 @@ class IndexServiceSearchResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[QueryResult]
     shards_searched: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., shards_searched: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class IndexServiceFacetsRequest(_message.Message):
+    __slots__ = ("collection", "fields", "limit", "filter")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    limit: int
+    filter: _common_pb2.Filter
+    def __init__(self, collection: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class IndexServiceFacetsResponse(_message.Message):
+    __slots__ = ("facets", "matched")
+    FACETS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    facets: _containers.RepeatedCompositeFieldContainer[_common_pb2.Facet]
+    matched: int
+    def __init__(self, facets: _Optional[_Iterable[_Union[_common_pb2.Facet, _Mapping]]] = ..., matched: _Optional[int] = ...) -> None: ...

@@ -89,6 +89,11 @@ class IndexServiceStub:
                 request_serializer=vitrine_dot_v1_dot_index__pb2.IndexServiceSearchRequest.SerializeToString,
                 response_deserializer=vitrine_dot_v1_dot_index__pb2.IndexServiceSearchResponse.FromString,
                 _registered_method=True)
+        self.Facets = channel.unary_unary(
+                '/vitrine.v1.IndexService/Facets',
+                request_serializer=vitrine_dot_v1_dot_index__pb2.IndexServiceFacetsRequest.SerializeToString,
+                response_deserializer=vitrine_dot_v1_dot_index__pb2.IndexServiceFacetsResponse.FromString,
+                _registered_method=True)
 
 
 class IndexServiceServicer:
@@ -171,6 +176,13 @@ class IndexServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Facets(self, request, context):
+        """Counts of attribute values over the records a filter selects (facets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +235,11 @@ def add_IndexServiceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=vitrine_dot_v1_dot_index__pb2.IndexServiceSearchRequest.FromString,
                     response_serializer=vitrine_dot_v1_dot_index__pb2.IndexServiceSearchResponse.SerializeToString,
+            ),
+            'Facets': grpc.unary_unary_rpc_method_handler(
+                    servicer.Facets,
+                    request_deserializer=vitrine_dot_v1_dot_index__pb2.IndexServiceFacetsRequest.FromString,
+                    response_serializer=vitrine_dot_v1_dot_index__pb2.IndexServiceFacetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -500,6 +517,33 @@ class IndexService:
             '/vitrine.v1.IndexService/Search',
             vitrine_dot_v1_dot_index__pb2.IndexServiceSearchRequest.SerializeToString,
             vitrine_dot_v1_dot_index__pb2.IndexServiceSearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Facets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vitrine.v1.IndexService/Facets',
+            vitrine_dot_v1_dot_index__pb2.IndexServiceFacetsRequest.SerializeToString,
+            vitrine_dot_v1_dot_index__pb2.IndexServiceFacetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
