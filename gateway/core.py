@@ -265,6 +265,21 @@ class Gateway:
             out.facets = [f for f in out.facets if f.field != self.config.image_url_attribute]
         return out
 
+    async def capabilities(self) -> dict[str, bool]:
+        """Which optional stages the loaded models offer: rerank, compose (the composition
+        model) and describe (a caption model). From the same cached readings searches use."""
+        describe = False
+        if self.config.caption_model:
+            try:
+                describe = bool(await self.encoder.model_info(self.config.caption_model))
+            except VitrineError:
+                describe = False
+        return {
+            "rerank": await self.rerank.refresh() is not None,
+            "compose": await self.composer.loaded() is not None,
+            "describe": describe,
+        }
+
     async def describe(self, image: bytes, beam: int = 0, timeout: float | None = None):
         """The listing assistant: a suggested title and attributes for a product photo."""
         return await self.generator.describe(image, beam, timeout or self.config.default_timeout_s)

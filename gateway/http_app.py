@@ -392,7 +392,8 @@ class HttpApi:
                 parts.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
             return error_response(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(parts))
 
-        playground.mount(app, self.config)
+        gw = getattr(self.servicer, "gateway", None)  # None: an HttpApi alone (tests)
+        playground.mount(app, self.config, gw.capabilities if gw is not None else None)
         app.add_exception_handler(StarletteHTTPException, http_error)
         app.add_exception_handler(RequestValidationError, validation_error)
 

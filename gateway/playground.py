@@ -4,7 +4,7 @@
   ``/playground/``): plain static files, no build step. It calls the HTTP API of the same
   origin (``/v1/search``, ``/v1/facets``, ``/v1/describe``) with the caller's API key, and reads
   ``/playground/config.json`` for what it cannot know (the image URL attribute, whether keys are
-  required, k limits).
+  required, k limits, which of rerank, composition and describe the loaded models offer).
 * ``GET /media/<file>`` serves the photos of ``media_dir`` read-only (a local catalog's
   ``images/``; ``vitrine ingest`` stores ``/media/<id>.jpg`` as each product's image URL), with
   ETag/Last-Modified revalidation. Only image files; no directory listings; paths outside the
@@ -47,24 +47,27 @@ class _Static(StaticFiles):
         return response
 
 
-def mount(app: FastAPI, config) -> None:
-    """Add the playground (``config.playground``) and ``/media`` (``config.media_dir``)."""
+def mount(app: FastAPI, config, models=None) -> None:
+    """Add the playground (``config.playground``) and ``/media`` (``config.media_dir``).
+
+    ``models``: an async callable answering which optional stages the loaded models offer
+    (:meth:`gateway.core.Gateway.capabilities`); the page greys out the others."""
     if config.playground:
 
         async def page() -> FileResponse:
             return FileResponse(STATIC_DIR / "index.html", headers=_NO_CACHE)
 
         async def settings() -> JSONResponse:
-            return JSONResponse(
-                {
-                    "image_url_attribute": config.image_url_attribute,
-                    "auth_required": bool(config.api_keys_file),
-                    "default_k": config.default_k,
-                    "max_k": config.max_k,
-                    "collection": config.collection,
-                },
-                headers=_NO_CACHE,
-            )
+            body = {
+                "image_url_attribute": config.image_url_attribute,
+                "auth_required": bool(config.api_keys_file),
+                "default_k": config.default_k,
+                "max_k": config.max_k,
+                "collection": config.collection,
+            }
+            if models is not None:
+                body["models"] = await models()
+            return JSONResponse(body, headers=_NO_CACHE)
 
         app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
         app.add_api_route(

@@ -265,6 +265,8 @@ def test_playground_page_and_its_config(stack):
     status, cfg, _ = stack["none"].call("GET", "/playground/config.json")
     assert status == 200 and cfg["image_url_attribute"] == "image_url"
     assert cfg["auth_required"] is True and cfg["default_k"] == 10
+    # tiny towers without a payload output, a caption model, no composer
+    assert cfg["models"] == {"rerank": False, "compose": False, "describe": True}
     text = scrape(stack["metrics_port"])
     assert metric_value(text, "vitrine_http_requests_total", route="playground", code="200") > 0
 

@@ -185,6 +185,12 @@ def test_playground_keyboard_only_search(stack, browser):
         " && !e.textContent.trim()).map(e => e.id || e.outerHTML.slice(0, 80));"
     )
     assert not labels, f"controls without a label: {labels}"
+    # what the loaded models cannot do is greyed out (no reranker or composer here)
+    disabled = browser.execute_script(
+        "return [...document.querySelectorAll('option:disabled')].map(o => o.value);"
+    )
+    assert sorted(disabled) == ["model", "on"]
+    assert browser.find_element(By.ID, "describe").is_displayed()  # a caption model is
     q.clear()
     browser.execute_script("document.getElementById('results').dataset.state = 'loading'")
     q.send_keys("red shoes", Keys.ENTER)

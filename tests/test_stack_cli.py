@@ -81,6 +81,14 @@ def test_stack_ingest_and_search_commands(tmp_path, demo_catalog):
         assert body["stages_run"][:2] == ["encode", "search"] and body["timings"]
         assert body["retrieval_mode"] == "RETRIEVAL_MODE_HYBRID"  # the default for text
         assert all("lexical_score" in r and "retrieval_score" in r for r in body["results"])
+        args = ["facets", "gender", "--filter", f"gender={gender}", "--gateway", stack.gateway]
+        res = runner.invoke(app, args)
+        want = sum(p.attributes.get("gender") == gender for p in catalog.products)
+        assert res.exit_code == 0 and f"{want} products" in res.output, res.output
+        res = runner.invoke(app, ["facets", "--json", "--limit", "3", "--gateway", stack.gateway])
+        body = json.loads(res.stdout)
+        assert body["matched"] == "40" and all(len(f["values"]) <= 3 for f in body["facets"])
+        assert "image_url" not in {f["field"] for f in body["facets"]}
         args = ["search", "shirt", "--mode", "lexical", "--json", "--gateway", stack.gateway]
         body = json.loads(runner.invoke(app, args).stdout)
         assert body["retrieval_mode"] == "RETRIEVAL_MODE_LEXICAL"

@@ -672,6 +672,22 @@
     window.addEventListener('drop', (e) => { if (isFileDrag(e)) e.preventDefault(); });
   }
 
+  // Grey out what the loaded models cannot do (config.json says; unknown: leave everything on).
+  function applyModels(models) {
+    if (!models) return;
+    const off = (select, value, why) => {
+      const opt = select.querySelector(`option[value="${value}"]`);
+      if (opt) { opt.disabled = true; opt.textContent += ` (${why})`; }
+    };
+    if (models.rerank === false) off(el.rerank, 'on', 'no reranker loaded');
+    if (models.compose === false) off(el.compose, 'model', 'no composer loaded');
+    if (models.describe === false) {
+      el.describe.hidden = true;  // the panel exists only when generation does
+      el.describeQuery.disabled = true;
+      el.describeQuery.title = 'No caption model loaded';
+    }
+  }
+
   async function init() {
     wire();
     if (window.matchMedia('(max-width: 800px)').matches) el.filtersBox.open = false;
@@ -686,6 +702,7 @@
     if (Number(el.k.value) > cfg.max_k) el.k.value = String(cfg.max_k);
     if (cfg.collection) el.collection.textContent = `collection: ${cfg.collection}`;
     if (cfg.auth_required) showAuth();
+    applyModels(cfg.models);
     const runNow = readUrl();
     const facets = loadFacets();
     if (runNow && cfg.auth_required && !getKey()) setStatus('Enter an API key in the top bar to run the search.');

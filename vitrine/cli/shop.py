@@ -181,3 +181,20 @@ def print_search(title: str, resp, console: Console) -> None:
         console.print(f"looks like: [bold]{resp.query_description.title}[/bold]")
     extra = f", reranked {resp.reranked}" if resp.reranked else ""
     console.print(f"[dim]{modes(resp)}; stages: {_timings(resp)}{extra}[/dim]")
+
+
+def print_facets(resp, console: Console) -> None:
+    """One table per attribute: its values with their counts (numbers: min, max, count)."""
+    note = "  [red](partial)[/red]" if resp.partial else ""
+    console.print(f"{resp.matched} products{note}")
+    for f in resp.facets:
+        t = Table(title=f.field + ("  (more values not shown)" if f.truncated else ""))
+        t.add_column("value")
+        t.add_column("products", justify="right")
+        for v in f.values:
+            kind = v.value.WhichOneof("kind")
+            t.add_row(str(getattr(v.value, kind)) if kind else "", str(v.count))
+        if f.HasField("numbers"):
+            n = f.numbers
+            t.add_row(f"numbers {n.min:g} .. {n.max:g}", str(n.count))
+        console.print(t)

@@ -1,4 +1,4 @@
-"""Shop commands over a running stack: up, ingest, search, describe."""
+"""Shop commands over a running stack: up, ingest, search, describe, facets."""
 
 from __future__ import annotations
 
@@ -35,6 +35,29 @@ def _client(gateway, ca_file, cert_file, key_file, api_key, timeout: float = 30.
         )
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter", help="field=value, field!=value, field in a|b, field<n; repeatable (AND)."
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the response as one JSON object (scripts).")
+]
+
+
+def _echo_json(resp) -> None:
+    """A response message as one line of JSON (proto field names, every field)."""
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    as_dict = MessageToDict(
+        resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    typer.echo(json.dumps(as_dict))
 
 
 ImageUrlPrefixOpt = Annotated[
@@ -167,12 +190,7 @@ def search(
     image: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Query photo.")
     ] = None,
-    filter_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--filter", help="field=value, field!=value, field in a|b, field<n; repeatable (AND)."
-        ),
-    ] = None,
+    filter_: FilterOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000)] = 10,
     text_weight: Annotated[float, typer.Option(min=0)] = 0.0,
     image_weight: Annotated[float, typer.Option(min=0)] = 0.0,
@@ -197,9 +215,7 @@ def search(
         str | None,
         typer.Option(help="Photo + text: model (the composition model) or weighted."),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the response as one JSON object (scripts).")
-    ] = False,
+    as_json: JsonOpt = False,
     gateway: GatewayOpt = "127.0.0.1:50050",
     ca_file: CaFileOpt = None,
     cert_file: CertFileOpt = None,
@@ -234,14 +250,7 @@ def search(
             compose=compose,
         )
     if as_json:
-        import json
-
-        from google.protobuf.json_format import MessageToDict
-
-        as_dict = MessageToDict(
-            resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-        typer.echo(json.dumps(as_dict))
+        _echo_json(resp)
         return
     what = " + ".join(
         x for x in (repr(text) if text else "", f"photo {image.name}" if image else "") if x
@@ -267,3 +276,36 @@ def describe(
     with _client(gateway, ca_file, cert_file, key_file, api_key) as client:
         d = client.describe(image.read_bytes(), beam=beam)
     print_description(f"describe {image.name}", d, Console())
+
+
+@app.command()
+def facets(
+    fields: Annotated[
+        list[str] | None, typer.Argument(help="Attributes to count (default: all).")
+    ] = None,
+    filter_: FilterOpt = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="Values per attribute, most frequent first.")
+    ] = 10,
+    as_json: JsonOpt = False,
+    gateway: GatewayOpt = "127.0.0.1:50050",
+    ca_file: CaFileOpt = None,
+    cert_file: CertFileOpt = None,
+    key_file: KeyFileOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Attribute values and how many products hold each (over the products --filter selects)."""
+    from rich.console import Console
+
+    from vitrine.cli.shop import parse_filter, print_facets
+
+    try:
+        flt = parse_filter(filter_ or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--filter") from exc
+    with _client(gateway, ca_file, cert_file, key_file, api_key) as client:
+        resp = client.facets(fields or [], limit, flt)
+    if as_json:
+        _echo_json(resp)
+        return
+    print_facets(resp, Console())
