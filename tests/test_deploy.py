@@ -278,7 +278,12 @@ def test_pods_listen_on_all_interfaces_and_probe_the_plaintext_health_port(rende
         metrics_port = int(args[args.index("--metrics-port") + 1])
         health_port = int(args[args.index("--health-port") + 1])
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        assert ports == {"grpc": grpc_port, "metrics": metrics_port, "health": health_port}
+        want = {"grpc": grpc_port, "metrics": metrics_port, "health": health_port}
+        if doc["metadata"]["name"] == "vitrine-gateway":  # and the HTTPS API, on every address
+            env = _env(c)
+            want["https"] = int(env["VITRINE_HTTP_PORT"])
+            assert env["VITRINE_HTTP_HOST"] == "0.0.0.0" and "VITRINE_HTTP_TLS" not in env
+        assert ports == want
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             assert c[probe]["grpc"]["port"] == health_port  # the TLS port would fail the probe
         assert c["readinessProbe"]["grpc"]["service"] == ""
@@ -807,7 +812,7 @@ def _allowed_flows(docs: list[dict]) -> set[tuple[str, str, int]]:
 
 @pytest.mark.parametrize("variant", OVERLAYS)
 def test_network_policies_admit_exactly_the_flows_the_services_use(manifests, variant):
-    """Default deny both ways; only the gateway's gRPC port is reachable from outside the
+    """Default deny both ways; only the gateway's gRPC and HTTPS ports are reachable from outside the
     namespace; encoder and index only from the gateway (and an index group's members from each
     other); etcd's client port only from index pods; metrics ports only from the monitoring
     namespace; DNS for everyone. The health ports appear nowhere: the kubelet's probes come
@@ -815,7 +820,8 @@ def test_network_policies_admit_exactly_the_flows_the_services_use(manifests, va
     flows = _allowed_flows(manifests[variant])
     ours = ["gateway", "encoder", "index-g0", "index-g1", "etcd"]
     # anyone outside the namespace (not its own pods: their egress is ruled too)
-    expected = {(src, "gateway", 50050) for src in ["internet", "shop", "prometheus", "kube-dns"]}
+    outside = ["internet", "shop", "prometheus", "kube-dns"]
+    expected = {(src, "gateway", port) for src in outside for port in (50050, 8443)}
     expected |= {(src, "kube-dns", 53) for src in ours}
     expected |= {("prometheus", "gateway", 9400), ("prometheus", "encoder", 9401)}
     expected |= {("prometheus", "index-g0", 9402), ("prometheus", "index-g1", 9402)}
