@@ -48,6 +48,16 @@ JsonOpt = Annotated[
 ]
 
 
+def _filter(exprs: list[str] | None):
+    """The Filter of the --filter options (None: none), or a usage error naming the option."""
+    from vitrine.cli.shop import parse_filter
+
+    try:
+        return parse_filter(exprs or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--filter") from exc
+
+
 def _echo_json(resp) -> None:
     """A response message as one line of JSON (proto field names, every field)."""
     import json
@@ -225,12 +235,9 @@ def search(
     """Search products by text, photo or both, with filters; prints a table (or JSON)."""
     from rich.console import Console
 
-    from vitrine.cli.shop import parse_filter, print_search
+    from vitrine.cli.shop import print_search
 
-    try:
-        flt = parse_filter(filter_ or [])
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    flt = _filter(filter_)
     if mode not in (None, "vector", "lexical", "hybrid"):
         raise typer.BadParameter("--mode: vector, lexical or hybrid")
     if compose not in (None, "model", "weighted"):
@@ -297,12 +304,9 @@ def facets(
     """Attribute values and how many products hold each (over the products --filter selects)."""
     from rich.console import Console
 
-    from vitrine.cli.shop import parse_filter, print_facets
+    from vitrine.cli.shop import print_facets
 
-    try:
-        flt = parse_filter(filter_ or [])
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--filter") from exc
+    flt = _filter(filter_)
     with _client(gateway, ca_file, cert_file, key_file, api_key) as client:
         resp = client.facets(fields or [], limit, flt)
     if as_json:
