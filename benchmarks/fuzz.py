@@ -711,12 +711,7 @@ def base_request(rng, rpc: Rpc, ctx: Ctx):
         if n == "Describe":
             return gateway_pb2.DescribeRequest(image=rng.choice(ctx.photos), beam=rng.randint(0, 2))
         if n == "GetFacets":
-            r = gateway_pb2.GetFacetsRequest(limit=rng.randint(0, 50))
-            if rng.random() < 0.5:
-                r.fields.extend(rng.sample(["gender", "baseColour", "title", "price", "x"], 2))
-            if rng.random() < 0.3:
-                r.filter.CopyFrom(small_filter(rng))
-            return r
+            return facets_request(rng, gateway_pb2.GetFacetsRequest())
     if s == "encoder":
         if n == "EmbedText":
             return encoder_pb2.EmbedTextRequest(
@@ -807,12 +802,7 @@ def base_request(rng, rpc: Rpc, ctx: Ctx):
         if n == "GetStats":
             return index_pb2.GetStatsRequest(collection=coll)
         if n == "Facets":
-            r = index_pb2.IndexServiceFacetsRequest(collection=coll, limit=rng.randint(0, 50))
-            if rng.random() < 0.5:
-                r.fields.extend(rng.sample(["gender", "baseColour", "title", "price", "x"], 2))
-            if rng.random() < 0.3:
-                r.filter.CopyFrom(small_filter(rng))
-            return r
+            return facets_request(rng, index_pb2.IndexServiceFacetsRequest(collection=coll))
         if n == "Search":
             dim = ctx.product_dim if coll == PRODUCTS else FUZZ_DIM
             r = index_pb2.IndexServiceSearchRequest(collection=coll, k=rng.randint(1, 20))
@@ -827,6 +817,16 @@ def base_request(rng, rpc: Rpc, ctx: Ctx):
             return r
     msg = rpc.request()  # an RPC added since this was written: its empty request
     return [msg] if rpc.client_streaming else msg
+
+
+def facets_request(rng, r):
+    """A plausible facets request (gateway's or index's: the same fields) filled in ``r``."""
+    r.limit = rng.randint(0, 50)
+    if rng.random() < 0.5:
+        r.fields.extend(rng.sample(["gender", "baseColour", "title", "price", "x"], 2))
+    if rng.random() < 0.3:
+        r.filter.CopyFrom(small_filter(rng))
+    return r
 
 
 def safe(rpc: Rpc, msgs: list, ctx: Ctx) -> None:

@@ -9,9 +9,11 @@ few records, the subset for an exact search.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -281,23 +283,55 @@ def facet_key(value: common_pb2.AttributeValue) -> tuple:
     return ("s", value.string_value)
 
 
-def facets_to_pb(
-    values: Mapping[str, Mapping[tuple, int]],
-    numbers: Mapping[str, tuple[float, float, int]],
-    limit: int,
-) -> list[common_pb2.Facet]:
-    """Facets by field name: the ``limit`` most frequent values of each (ties by value)."""
-    out = []
-    for name in sorted(set(values) | set(numbers)):
-        counts = values.get(name, {})
-        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        facet = common_pb2.Facet(
-            field=name,
-            values=[common_pb2.FacetValue(value=facet_value(k), count=c) for k, c in top],
-            truncated=len(counts) > limit,
-        )
-        if name in numbers:
-            lo, hi, c = numbers[name]
-            facet.numbers.CopyFrom(common_pb2.NumericFacet(min=lo, max=hi, count=c))
-        out.append(facet)
-    return out
+@dataclass
+class FacetCounts:
+    """Value counts per attribute over some records: a shard's, a process's, or the sum of
+    several (:meth:`add`)."""
+
+    matched: int = 0
+    values: dict[str, dict[tuple, int]] = field(default_factory=dict)
+    numbers: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # min, max, count
+    truncated: set[str] = field(default_factory=set)  # fields some part did not list in full
+
+    def add(self, other: FacetCounts) -> None:
+        """Sum ``other``'s counts into these."""
+        self.matched += other.matched
+        for name, counts in other.values.items():
+            mine = self.values.setdefault(name, {})
+            for key, c in counts.items():
+                mine[key] = mine.get(key, 0) + c
+        for name, (lo, hi, c) in other.numbers.items():
+            old = self.numbers.get(name)
+            self.numbers[name] = (
+                (lo, hi, c) if old is None else (min(old[0], lo), max(old[1], hi), old[2] + c)
+            )
+        self.truncated |= other.truncated
+
+    @classmethod
+    def from_pb(cls, facets, matched: int) -> FacetCounts:
+        """The counts an index process answered (its ``Facet`` messages)."""
+        out = cls(matched=matched)
+        for f in facets:
+            out.values[f.field] = {facet_key(v.value): v.count for v in f.values}
+            if f.HasField("numbers"):
+                out.numbers[f.field] = (f.numbers.min, f.numbers.max, f.numbers.count)
+            if f.truncated:
+                out.truncated.add(f.field)
+        return out
+
+    def to_pb(self, limit: int) -> list[common_pb2.Facet]:
+        """Facets by field name: the ``limit`` most frequent values of each (ties by value)."""
+        out = []
+        for name in sorted(set(self.values) | set(self.numbers)):
+            counts = self.values.get(name, {})
+            top = heapq.nsmallest(limit, counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            facet = common_pb2.Facet(
+                field=name,
+                values=[common_pb2.FacetValue(value=facet_value(k), count=c) for k, c in top],
+                truncated=len(counts) > limit or name in self.truncated,
+            )
+            if name in self.numbers:
+                lo, hi, c = self.numbers[name]
+                facet.numbers.CopyFrom(common_pb2.NumericFacet(min=lo, max=hi, count=c))
+            out.append(facet)
+        return out

@@ -37,7 +37,7 @@ import faiss
 import numpy as np
 
 from index_service import devices
-from index_service.attributes import Value, attrs_from_pb
+from index_service.attributes import FacetCounts, Value, attrs_from_pb
 from index_service.lexical import LexicalIndex, search_filtered
 from index_service.payloads import PayloadStore
 from index_service.replog import Epochs, ReplicationLog
@@ -593,7 +593,7 @@ class Collection:
             search_filtered(lexical, text, k, label, max(n, 1), mask is not None) for text in texts
         ], st
 
-    def facets_shard(self, s: int, fields: list[str], flt) -> ShardFacets:
+    def facets_shard(self, s: int, fields: list[str], flt) -> FacetCounts:
         """Value counts of ``fields`` (empty: all) over shard ``s``'s live records ``flt``
         selects."""
         shard = self.shards[s]
@@ -605,7 +605,7 @@ class Collection:
                 mask &= st.attr_index.mask(flt, n)
             ai = st.attr_index
             names = fields or sorted(ai.fields())
-            out = ShardFacets(matched=int(mask.sum()))
+            out = FacetCounts(matched=int(mask.sum()))
             for name in names:
                 out.values[name] = ai.value_counts(name, mask)
                 stats = ai.number_stats(name, mask)
@@ -657,26 +657,6 @@ class Collection:
         self.texts.close()
         if self._lexical_pool is not None:
             self._lexical_pool.shutdown(wait=True)
-
-
-@dataclass
-class ShardFacets:
-    matched: int = 0
-    values: dict[str, dict[tuple, int]] = field(default_factory=dict)
-    numbers: dict[str, tuple[float, float, int]] = field(default_factory=dict)
-
-    def add(self, other: ShardFacets) -> None:
-        """Sum ``other`` (another shard's counts) into this one."""
-        self.matched += other.matched
-        for name, counts in other.values.items():
-            mine = self.values.setdefault(name, {})
-            for key, c in counts.items():
-                mine[key] = mine.get(key, 0) + c
-        for name, (lo, hi, c) in other.numbers.items():
-            old = self.numbers.get(name)
-            self.numbers[name] = (
-                (lo, hi, c) if old is None else (min(old[0], lo), max(old[1], hi), old[2] + c)
-            )
 
 
 # -- shard (de)serialisation ----------------------------------------------------------------------------------

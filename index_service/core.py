@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from index_service import devices
-from index_service.attributes import check_facet_fields
+from index_service.attributes import FacetCounts, check_facet_fields
 from index_service.coalesce import SearchCoalescer
-from index_service.collection import META, Collection, CollectionMeta, ShardFacets
+from index_service.collection import META, Collection, CollectionMeta
 from index_service.config import IndexConfig
 from index_service.shard import IP, SearchOptions
 from vitrine.serving.errors import AlreadyExists, InvalidArgument, NotFound
@@ -145,7 +145,7 @@ class IndexStore:
             raise InvalidArgument(f"shards: {missing} not held by this process")
         return c, targets
 
-    async def facets(self, name: str, fields: list[str], flt=None) -> ShardFacets:
+    async def facets(self, name: str, fields: list[str], flt=None) -> FacetCounts:
         """Attribute value counts over the local shards' records ``flt`` selects."""
         c = self.get(name)
         check_facet_fields(fields)
@@ -156,7 +156,7 @@ class IndexStore:
                 for s in c.meta.local_shards
             )
         )
-        total = ShardFacets()
+        total = FacetCounts()
         for part in parts:
             total.add(part)
         return total

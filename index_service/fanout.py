@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from index_service.attributes import facet_key, facets_to_pb
+from index_service.attributes import FacetCounts
 from index_service.client import AsyncIndexClient, SearchHit, _hits, _records, _search_request
 from index_service.collection import shard_of
 from vitrine.serving.errors import DeadlineExceeded, NotFound, Unavailable, VitrineError
@@ -361,28 +361,10 @@ class IndexFanout:
         bad = [a for a in answers if isinstance(a, BaseException)]
         if bad and (not allow_partial or not good):
             raise bad[0]
-        values: dict[str, dict[tuple, int]] = {}
-        numbers: dict[str, tuple[float, float, int]] = {}
-        truncated: set[str] = set()
+        total = FacetCounts()
         for a in good:
-            for f in a.facets:
-                counts = values.setdefault(f.field, {})
-                for v in f.values:
-                    key = facet_key(v.value)
-                    counts[key] = counts.get(key, 0) + v.count
-                if f.truncated:
-                    truncated.add(f.field)
-                if f.HasField("numbers"):
-                    n, old = f.numbers, numbers.get(f.field)
-                    numbers[f.field] = (
-                        (n.min, n.max, n.count)
-                        if old is None
-                        else (min(old[0], n.min), max(old[1], n.max), old[2] + n.count)
-                    )
-        facets = facets_to_pb(values, numbers, limit)
-        for f in facets:
-            f.truncated = f.truncated or f.field in truncated
-        return FacetsResult(facets, sum(a.matched for a in good), partial=bool(bad))
+            total.add(FacetCounts.from_pb(a.facets, a.matched))
+        return FacetsResult(total.to_pb(limit), total.matched, partial=bool(bad))
 
     async def search(
         self,

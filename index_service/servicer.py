@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from index_service.attributes import DEFAULT_FACET_VALUES, attrs_to_pb, facets_to_pb
+from index_service.attributes import DEFAULT_FACET_VALUES, attrs_to_pb
 from index_service.collection import CollectionMeta
 from index_service.core import IndexStore
 from index_service.metrics import IndexMetrics
@@ -222,9 +222,7 @@ class IndexServicer(index_pb2_grpc.IndexServiceServicer):
         flt = request.filter if request.HasField("filter") else None
         counted = await self.store.facets(c.meta.name, list(request.fields), flt)
         return index_pb2.IndexServiceFacetsResponse(
-            facets=facets_to_pb(
-                counted.values, counted.numbers, request.limit or DEFAULT_FACET_VALUES
-            ),
+            facets=counted.to_pb(request.limit or DEFAULT_FACET_VALUES),
             matched=counted.matched,
         )
 

@@ -12,7 +12,7 @@ from index_service.client import IndexClient
 from index_service.fanout import IndexFanout
 from index_service.server import IndexServer
 from tests.support.servers import ServerThread
-from tests.test_index_service import DIM, _config, attrs_for, clustered
+from tests.test_index_service import DIM, _config, attrs_for, clustered, two_processes
 from vitrine.filters import between, eq
 from vitrine.serving import errors
 
@@ -128,10 +128,7 @@ def test_two_processes_sum_like_one(tmp_path):
     x = clustered(1000, seed=3)
     ids = [f"sku-{i}" for i in range(len(x))]
     attrs = [attrs_for(i) for i in range(len(x))]
-    with (
-        ServerThread(IndexServer(_config(tmp_path / "a"))) as a,
-        ServerThread(IndexServer(_config(tmp_path / "b"))) as b,
-    ):
+    with two_processes(tmp_path) as (a, b):
 
         async def go():
             fan = IndexFanout([a.target, b.target])

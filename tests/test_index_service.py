@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 
 import faiss
 import numpy as np
@@ -50,6 +51,16 @@ def _config(tmp_path, **kw) -> IndexConfig:
     )
     base.update(kw)
     return IndexConfig(**base)
+
+
+@contextmanager
+def two_processes(tmp_path):
+    """Two index servers, each with its own data directory (a/, b/)."""
+    with (
+        ServerThread(IndexServer(_config(tmp_path / "a"))) as a,
+        ServerThread(IndexServer(_config(tmp_path / "b"))) as b,
+    ):
+        yield a, b
 
 
 @pytest.fixture()
@@ -115,10 +126,7 @@ def test_two_processes_with_half_the_shards_merge_like_one(tmp_path):
     q = clustered(20, seed=4)
     ids = [f"sku-{i}" for i in range(len(x))]
     attrs = [attrs_for(i) for i in range(len(x))]
-    with (
-        ServerThread(IndexServer(_config(tmp_path / "a"))) as a,
-        ServerThread(IndexServer(_config(tmp_path / "b"))) as b,
-    ):
+    with two_processes(tmp_path) as (a, b):
 
         async def go():
             fan = IndexFanout([a.target, b.target])
