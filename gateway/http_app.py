@@ -322,7 +322,7 @@ class HttpApi:
         health=None,
     ):
         """``config``: a :class:`gateway.config.GatewayConfig`; ``health``: the gRPC
-        ``HealthServicer`` (readiness); ``http_metrics``: a :class:`gateway.metrics.HttpMetrics`."""
+        ``HealthServicer`` (readiness); ``http_metrics``: a :class:`vitrine.serving.metrics.HttpMetrics`."""
         self.servicer = servicer
         self.config = config
         self.keys = keys

@@ -179,29 +179,3 @@ class GatewayMetrics:
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_time.labels(stage).observe(seconds)
-
-
-class HttpMetrics:
-    """Requests of the HTTP/JSON API (gateway.http_app), like :class:`RpcMetrics` for gRPC:
-    by route name (``search``, ``upsert_products``, ...; ``other`` for unknown paths) and HTTP
-    status code, and their latency."""
-
-    def __init__(self, registry: CollectorRegistry, service: str = "gateway"):
-        self.service = service
-        self.requests = Counter(
-            "vitrine_http_requests_total",
-            "HTTP API requests handled, by route and HTTP status code.",
-            ["service", "route", "code"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "vitrine_http_request_duration_seconds",
-            "HTTP API request latency from the request's arrival to its response, by route.",
-            ["service", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-
-    def observe(self, route: str, code: int, seconds: float) -> None:
-        self.requests.labels(self.service, route, str(code)).inc()
-        self.latency.labels(self.service, route).observe(seconds)

@@ -8,9 +8,10 @@ from gateway.auth import KeyStore
 from gateway.auth_interceptor import AuthInterceptor
 from gateway.config import GatewayConfig
 from gateway.core import Gateway
-from gateway.metrics import GatewayMetrics, HttpMetrics
+from gateway.metrics import GatewayMetrics
 from gateway.servicer import GatewayServicer
 from vitrine.serving.grpc_app import ServiceServer
+from vitrine.serving.metrics import HttpMetrics
 from vitrine.serving.tls import is_loopback
 from vitrine.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -65,7 +66,7 @@ class GatewayServer(ServiceServer):
                 self.config,
                 self.keys,
                 self.gw_metrics,
-                HttpMetrics(self.app.registry),
+                HttpMetrics(self.app.registry, "gateway"),
                 self.app.health,
             )
             self.app.ready_info["http_port"] = await self.http.start()

@@ -62,6 +62,32 @@ class RpcMetrics:
         self.latency.labels(self.service, method).observe(seconds)
 
 
+class HttpMetrics:
+    """Requests of an HTTP API (the gateway's, gateway.http_app), like :class:`RpcMetrics` for
+    gRPC: by route name (``search``, ``upsert_products``, ...; ``other`` for unknown paths) and
+    HTTP status code, and their latency."""
+
+    def __init__(self, registry: CollectorRegistry, service: str):
+        self.service = service
+        self.requests = Counter(
+            "vitrine_http_requests_total",
+            "HTTP API requests handled, by route and HTTP status code.",
+            ["service", "route", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "vitrine_http_request_duration_seconds",
+            "HTTP API request latency from the request's arrival to its response, by route.",
+            ["service", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, route: str, code: int, seconds: float) -> None:
+        self.requests.labels(self.service, route, str(code)).inc()
+        self.latency.labels(self.service, route).observe(seconds)
+
+
 def start_metrics_http(registry: CollectorRegistry, host: str, port: int):
     """Serve ``/metrics`` on ``host:port`` (0 = a free port); returns ``(server, bound_port)``."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
